@@ -1,0 +1,230 @@
+"""The core's immutable records: schedules as written, the model's parameters as data, resolved schedules."""
+
+from __future__ import annotations
+
+import enum
+import types
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._diagnostics import Diagnostics, Key, Position
+
+
+def _frozen_mapping(value: Mapping[Any, Any] | None) -> Mapping[Any, Any]:
+    # Read-only view of a private copy: callers' dicts are never shared, and the record cannot be mutated.
+    return types.MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen
+class ClassInit:
+    """A class to instantiate, as written in a schedule (``{class_path: ..., init_args: {...}}``).
+
+    Attributes:
+        class_path: dotted path of the class, e.g. ``torch.optim.AdamW``.
+        init_args: keyword arguments for its constructor (plain YAML values).
+    """
+
+    class_path: str
+    init_args: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, hash=False)
+
+
+@attrs.frozen
+class OptimizerInit:
+    """A phase's ``new_optimizer`` block.
+
+    Attributes:
+        optimizer_init: the optimizer class and its arguments.
+    """
+
+    optimizer_init: ClassInit
+
+
+@attrs.frozen
+class LRSchedulerInit:
+    """A phase's ``new_lr_scheduler`` block.
+
+    Attributes:
+        lr_scheduler_init: the scheduler class and its arguments.
+        pl_lrs_cfg: Lightning scheduler-config keys (``interval``, ``frequency``, ``name``, ``monitor``, ...).
+        init_pg_lrs: explicit learning rates for the existing parameter groups.
+        use_current_optimizer_pg_lrs: keep the groups' current learning rates.
+    """
+
+    lr_scheduler_init: ClassInit
+    pl_lrs_cfg: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, hash=False)
+    init_pg_lrs: tuple[float, ...] | None = None
+    use_current_optimizer_pg_lrs: bool | None = None
+
+
+@attrs.frozen
+class Phase:
+    """One phase of a schedule, as the user wrote it.
+
+    Attributes:
+        params: exact parameter names or regular expressions (matched with ``re.match``, as FTS does).
+        max_transition_epoch: move on at the start of the first epoch ``>=`` this; ``-1`` means only early
+            stopping ends the phase.
+        lr: the learning rate of the groups this phase adds (``None``: the schedule's default).
+        new_optimizer: reinitialise the optimizer when this phase starts.
+        new_lr_scheduler: reinitialise the LR scheduler when this phase starts.
+    """
+
+    params: tuple[str, ...] = ()
+    max_transition_epoch: int = -1
+    lr: float | None = None
+    new_optimizer: OptimizerInit | None = None
+    new_lr_scheduler: LRSchedulerInit | None = None
+
+
+@attrs.frozen
+class SourceMap:
+    """Where each node of a schedule was written, kept beside the schedule so errors can cite ``file:line:col``.
+
+    Attributes:
+        file: the file name, when the schedule came from a file.
+        positions: the position of each node, keyed by its path (phase index, key, list index, ...).
+    """
+
+    file: str | None = None
+    positions: Mapping[tuple[Key, ...], Position] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+    def position_of(self, path: tuple[Key, ...]) -> Position | None:
+        """The position of the node at ``path``, or of its nearest written ancestor.
+
+        >>> sm = SourceMap("s.yaml", {(0,): Position(1, 1), (0, "lr"): Position(2, 3)})
+        >>> sm.position_of((0, "params", 4))
+        Position(line=1, column=1)
+        """
+        for end in range(len(path), -1, -1):
+            found = self.positions.get(path[:end])
+            if found is not None:
+                return found
+        return None
+
+
+@attrs.frozen
+class Schedule:
+    """A fine-tuning schedule as written: phases in order, with their source positions kept on the side.
+
+    Attributes:
+        phases: the phases, phase ``i`` at index ``i``.
+        source: where each node was written (ignored by equality).
+    """
+
+    phases: tuple[Phase, ...]
+    source: SourceMap = attrs.field(factory=SourceMap, eq=False, repr=False)
+
+
+@attrs.frozen
+class ParamInventory:
+    """A model's parameters as data, in registration order (one column per attribute, for speed).
+
+    Attributes:
+        names: canonical parameter names, in ``named_parameters()`` order (tied weights appear once).
+        numels: number of elements of each parameter.
+        shapes: shape of each parameter.
+        dtypes: dtype name of each parameter (``float32``...).
+        modules: the path of the module each parameter belongs to (``""`` for the root).
+        aliases: other names of shared (tied) parameters, mapped to the registered name.
+    """
+
+    names: tuple[str, ...]
+    numels: tuple[int, ...] = ()
+    shapes: tuple[tuple[int, ...], ...] = ()
+    dtypes: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    aliases: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+    @classmethod
+    def from_names(cls, names: tuple[str, ...] | list[str], aliases: Mapping[str, str] | None = None) -> ParamInventory:
+        """An inventory that knows only names (sizes 1, module = the name's parent path).
+
+        >>> ParamInventory.from_names(["model.0.weight"]).modules
+        ('model.0',)
+        """
+        names = tuple(names)
+        return cls(
+            names,
+            numels=(1,) * len(names),
+            shapes=((1,),) * len(names),
+            dtypes=("float32",) * len(names),
+            modules=tuple(n.rpartition(".")[0] for n in names),
+            aliases=aliases or {},
+        )
+
+
+class UnscheduledPolicy(enum.Enum):
+    """What to do with parameters that no phase ever thaws."""
+
+    WARN = "warn"
+    ERROR = "error"
+    IGNORE = "ignore"
+
+
+@attrs.frozen
+class ValidationOptions:
+    """Options of :func:`validate` (mirroring the FTS constructor arguments that affect validation).
+
+    Attributes:
+        base_max_lr: the learning rate of phases ``> 0`` that give none.
+        epoch_transitions_only: every phase must then have a ``max_transition_epoch``.
+        max_depth: the deepest phase to run; ``-1`` runs the whole schedule.
+        unscheduled: what to do with parameters that no phase thaws.
+    """
+
+    base_max_lr: float = 1e-5
+    epoch_transitions_only: bool = False
+    max_depth: int = -1
+    unscheduled: UnscheduledPolicy = UnscheduledPolicy.WARN
+
+
+@attrs.frozen
+class ResolvedPhase:
+    """A phase after validation: concrete parameter names, defaults applied.
+
+    Attributes:
+        names: the canonical parameter names this phase thaws, in model registration order.
+        max_transition_epoch: ``-1`` or the epoch at whose start the schedule moves on.
+        lr: the learning rate of the groups this phase adds; ``None`` for phase 0 (it uses the optimizer's).
+        new_optimizer: optimizer reinitialisation directive.
+        new_lr_scheduler: LR scheduler reinitialisation directive.
+    """
+
+    names: tuple[str, ...]
+    max_transition_epoch: int
+    lr: float | None
+    new_optimizer: OptimizerInit | None = None
+    new_lr_scheduler: LRSchedulerInit | None = None
+
+
+@attrs.frozen
+class ResolvedSchedule:
+    """A validated schedule, built only by :func:`validate` ("parse, don't validate").
+
+    Attributes:
+        phases: every phase of the schedule (including those past ``max_depth``).
+        max_depth: the deepest phase that will run.
+        epoch_watermark: the largest ``max_transition_epoch`` of any phase (``-1`` if none).
+        unscheduled: parameters that no phase thaws (they stay frozen).
+        warnings: the warnings validation produced.
+        schedule: the schedule as written.
+    """
+
+    phases: tuple[ResolvedPhase, ...]
+    max_depth: int
+    epoch_watermark: int
+    unscheduled: tuple[str, ...]
+    warnings: Diagnostics
+    schedule: Schedule = attrs.field(eq=False, repr=False)
+
+    def names_through(self, depth: int) -> tuple[str, ...]:
+        """All parameter names thawed once ``depth`` is reached.
+
+        >>> rs = ResolvedSchedule((ResolvedPhase(("a",), -1, None), ResolvedPhase(("b",), -1, 1e-5)),
+        ...                       1, -1, (), (), Schedule(()))
+        >>> rs.names_through(1)
+        ('a', 'b')
+        """
+        return tuple(name for phase in self.phases[: depth + 1] for name in phase.names)

@@ -1,0 +1,203 @@
+"""Plain data (from YAML or a dict) to a :class:`Schedule`, reporting every structural problem at once.
+
+Structuring is lenient inside: a bad field is reported and left at its default, so that the rest of the schedule
+is still checked (and validated against the model) and the user sees every problem in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.preconf.pyyaml import PyyamlConverter
+from returns.result import Failure, Result, Success
+
+from ._convert import describe, make_converter
+from ._diagnostics import Diagnostic, Diagnostics, Key, Location, error
+from ._records import LRSchedulerInit, OptimizerInit, Phase, Schedule, SourceMap
+from ._yaml import RawSchedule, location_of, phase_index
+
+PHASE_KEYS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Phase))
+"""The keys a phase may have."""
+
+_FIELD_TYPES: Mapping[str, Any] = {
+    "max_transition_epoch": int,
+    "lr": float,
+    "new_optimizer": OptimizerInit,
+    "new_lr_scheduler": LRSchedulerInit,
+}
+
+
+def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    known = ", ".join(choices)
+    return f"did you mean {close[0]!r}? (known keys: {known})" if close else f"known keys: {known}"
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _structure_params(index: int, value: object) -> tuple[tuple[str, ...], Diagnostics]:
+    where = Location(index, "params")
+    if not isinstance(value, list | tuple):
+        hint = f"write `params: [{value}]`" if isinstance(value, str) else "give a list of names or regexes"
+        return (), (error("params-not-list", f"expected a list of names, got {_type_name(value)}", where, hint),)
+    problems = tuple(
+        error("param-not-string", f"expected a name or regex, got {_type_name(v)} {v!r}", Location(index, "params", i))
+        for i, v in enumerate(value)
+        if not isinstance(v, str)
+    )
+    return tuple(v for v in value if isinstance(v, str)), problems
+
+
+def _structure_field(conv: PyyamlConverter, index: int, key: str, value: object) -> tuple[Any, Diagnostics]:
+    try:
+        return conv.structure(value, _FIELD_TYPES[key]), ()
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        return None, _field_errors(exc, index, key)
+
+
+def _field_errors(exc: Exception, index: int, key: str) -> Diagnostics:
+    messages = cattrs.transform_error(exc, path="$", format_exception=describe)
+    found: list[Diagnostic] = []
+    for text in messages:
+        message, _, path = text.rpartition(" @ ")
+        subpath = _parse_cattrs_path(path)
+        found.append(error("invalid-value", message or text, location_of((index, key, *subpath))))
+    return tuple(found)
+
+
+def _parse_cattrs_path(path: str) -> tuple[Key, ...]:
+    """``$.optimizer_init.class_path`` or ``$[2]`` to a tuple of keys."""
+    steps: list[Key] = []
+    for part in path.removeprefix("$").replace("[", ".[").split("."):
+        if part.startswith("[") and part.endswith("]"):
+            inner = part[1:-1].strip("'\"")
+            steps.append(int(inner) if inner.isdigit() else inner)
+        elif part:
+            steps.append(part)
+    return tuple(steps)
+
+
+def _unknown_keys(index: int, raw: Mapping[Any, Any]) -> Diagnostics:
+    return tuple(
+        error(
+            "unknown-key", f"unknown phase key {key!r}", Location(index, str(key)), _did_you_mean(str(key), PHASE_KEYS)
+        )
+        for key in raw
+        if key not in PHASE_KEYS
+    )
+
+
+def structure_phase(index: int, raw: object, conv: PyyamlConverter) -> tuple[Phase, Diagnostics]:
+    """Structure one phase leniently: the best :class:`Phase` that can be built, and what was wrong.
+
+    >>> phase, problems = structure_phase(1, {"params": ["a"], "lr": "fast", "mte": 3}, make_converter())
+    >>> phase.params, [p.code for p in problems]
+    (('a',), ['invalid-value', 'unknown-key'])
+    """
+    if not isinstance(raw, Mapping):
+        message = f"a phase must be a mapping with `params`, got {_type_name(raw)}"
+        return Phase(), (error("phase-not-mapping", message, Location(index)),)
+    problems = list(_unknown_keys(index, raw))
+    params, param_problems = _structure_params(index, raw.get("params", []))
+    problems.extend(param_problems)
+    fields: dict[str, Any] = {}
+    for key in _FIELD_TYPES.keys() & raw.keys():
+        value, field_problems = _structure_field(conv, index, key, raw[key])
+        problems.extend(field_problems)
+        if value is not None:
+            fields[key] = value
+    return Phase(params, **fields), _in_key_order(problems, raw)
+
+
+def _in_key_order(problems: list[Diagnostic], raw: Mapping[Any, Any]) -> Diagnostics:
+    order = {key: i for i, key in enumerate(raw)}
+    return tuple(sorted(problems, key=lambda d: order.get(d.location.key, -1)))
+
+
+def _phase_keys(data: Mapping[Any, Any]) -> tuple[dict[int, Any], Diagnostics]:
+    phases: dict[int, Any] = {}
+    problems: list[Diagnostic] = []
+    for key, value in data.items():
+        index = phase_index(key)
+        if index is None:
+            hint = "phase keys are the integers 0, 1, 2, ... (written as numbers or quoted digits)"
+            problems.append(error("phase-key-not-int", f"phase key {key!r} is not an integer", Location(), hint))
+        elif index in phases:
+            problems.append(error("phase-key-duplicate", f"phase {index} is given twice", Location(index)))
+        else:
+            phases[index] = value
+    return phases, tuple(problems)
+
+
+def _contiguity(indices: list[int]) -> Diagnostics:
+    expected = list(range(len(indices)))
+    if sorted(indices) == expected:
+        return ()
+    message = f"phase keys must be 0..{len(indices) - 1} without gaps; found {sorted(indices)}"
+    hint = f"renumber the phases as {expected}"
+    return (error("phase-keys-not-contiguous", message, Location(), hint),)
+
+
+def locate(diagnostics: Diagnostics, source: SourceMap) -> Diagnostics:
+    """Attach source positions and the file name to diagnostics.
+
+    >>> from ._diagnostics import Position
+    >>> sm = SourceMap("s.yaml", {(1, "lr"): Position(4, 3)})
+    >>> locate((error("x", "bad", Location(1, "lr")),), sm)[0].render()
+    's.yaml:4:3: error[x] phase 1 › lr: bad'
+    """
+    return tuple(
+        attrs.evolve(d, position=d.position or source.position_of(d.location.path), source=d.source or source.file)
+        for d in diagnostics
+    )
+
+
+def structure_leniently(raw: RawSchedule) -> tuple[Schedule, Diagnostics]:
+    """The best :class:`Schedule` that can be built from plain data, and every structural problem.
+
+    >>> schedule, problems = structure_leniently(RawSchedule({"0": {"params": ["a"]}, 2: {"params": ["b"]}}))
+    >>> len(schedule.phases), [p.code for p in problems]
+    (2, ['phase-keys-not-contiguous'])
+    """
+    if not isinstance(raw.data, Mapping) or not raw.data:
+        message = f"a schedule must be a non-empty mapping of phase index to phase, got {raw.data!r:.60}"
+        return Schedule((), raw.source), locate((error("schedule-not-mapping", message),), raw.source)
+    by_index, problems = _phase_keys(raw.data)
+    problems += _contiguity(list(by_index))
+    conv = make_converter()
+    phases: list[Phase] = []
+    for index in sorted(by_index):
+        phase, phase_problems = structure_phase(index, by_index[index], conv)
+        phases.append(phase)
+        problems += phase_problems
+    return Schedule(tuple(phases), raw.source), locate(problems, raw.source)
+
+
+def as_raw(schedule: RawSchedule | Mapping[Any, Any]) -> RawSchedule:
+    """Accept either parsed YAML (with positions) or a plain dict (FTS's dict schedules).
+
+    >>> as_raw({0: {"params": ["a"]}}).source.file is None
+    True
+    """
+    return schedule if isinstance(schedule, RawSchedule) else RawSchedule(schedule)
+
+
+def structure_schedule(raw: RawSchedule | Mapping[Any, Any]) -> Result[Schedule, Diagnostics]:
+    """Plain data to a :class:`Schedule`, or every structural error.
+
+    The input is never mutated (FTS rewrites the caller's dict in place; this does not).
+
+    >>> schedule = structure_schedule({0: {"params": ["head.weight"]}, "1": {"params": ["body.*"], "lr": "1e-5"}})
+    >>> schedule.unwrap().phases[1]
+    Phase(params=('body.*',), max_transition_epoch=-1, lr=1e-05, new_optimizer=None, new_lr_scheduler=None)
+    >>> [d.code for d in structure_schedule({0: {"params": "head.weight"}}).failure()]
+    ['params-not-list']
+    """
+    schedule, problems = structure_leniently(as_raw(raw))
+    return Failure(problems) if problems else Success(schedule)

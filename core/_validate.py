@@ -1,0 +1,280 @@
+"""Validate a schedule against a model's parameters: every problem in one pass, each with its position."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Iterator
+
+import attrs
+from returns.result import Failure, Result, Success
+
+from ._diagnostics import Diagnostic, Diagnostics, Location, error, errors_only, warning
+from ._match import NameIndex, compile_pattern, overmatched, regex_matches
+from ._records import (
+    LRSchedulerInit,
+    ParamInventory,
+    Phase,
+    ResolvedPhase,
+    ResolvedSchedule,
+    Schedule,
+    UnscheduledPolicy,
+    ValidationOptions,
+)
+from ._structure import locate
+
+_EXAMPLES = 5
+_PL_LRS_KEYS = frozenset({"interval", "frequency", "name", "monitor", "strict", "reduce_on_plateau", "opt_idx"})
+
+
+@attrs.frozen
+class _Matched:
+    """What one ``params`` entry resolved to."""
+
+    where: Location
+    names: tuple[str, ...]
+    problems: Diagnostics = ()
+
+
+def _preview(names: list[str] | tuple[str, ...]) -> str:
+    shown = ", ".join(names[:_EXAMPLES])
+    return shown + (f", … ({len(names)} in all)" if len(names) > _EXAMPLES else "")
+
+
+def _close_names(entry: str, index: NameIndex) -> str | None:
+    if len(index.names) > 20_000:  # difflib scans every name; a hint is not worth seconds of setup
+        return None
+    close = difflib.get_close_matches(entry, index.names, n=3, cutoff=0.6)
+    return f"did you mean {', '.join(close)}?" if close else None
+
+
+def _overmatch_warning(pattern: re.Pattern[str], found: list[str], where: Location) -> Diagnostics:
+    surprising = overmatched(pattern, found)
+    if not surprising:
+        return ()
+    message = f"regex {pattern.pattern!r} also matches {_preview(surprising)}"
+    hint = r"re.match is not anchored at a number's end: write e.g. 'blocks\.1\..*' to match only block 1"
+    return (warning("regex-overmatch", message, where, hint),)
+
+
+def _match_regex(entry: str, where: Location, index: NameIndex) -> _Matched:
+    pattern = compile_pattern(entry)
+    if isinstance(pattern, str):
+        return _Matched(where, (), (error("invalid-regex", f"{entry!r} is not a valid regex: {pattern}", where),))
+    found = regex_matches(pattern, index)
+    if not found:
+        message = f"{entry!r} did not match any parameter name in the model"
+        return _Matched(where, (), (error("no-match", message, where, _close_names(entry, index)),))
+    return _Matched(where, tuple(found), _overmatch_warning(pattern, found, where))
+
+
+def match_entry(entry: str, where: Location, index: NameIndex, aliases: dict[str, str]) -> _Matched:
+    """Resolve one ``params`` entry: an exact name, a shared-parameter alias (pruned), or a regex."""
+    if entry in index.order:
+        return _Matched(where, (entry,))
+    if entry in aliases:
+        message = f"{entry!r} is a shared (tied) parameter; it is thawed with its registered name {aliases[entry]!r}"
+        return _Matched(where, (), (warning("shared-param-pruned", message, where),))
+    return _match_regex(entry, where, index)
+
+
+def _phase_entries(phases: tuple[Phase, ...], index: NameIndex, aliases: dict[str, str]) -> list[list[_Matched]]:
+    return [
+        [match_entry(entry, Location(p, "params", i), index, aliases) for i, entry in enumerate(phase.params)]
+        for p, phase in enumerate(phases)
+    ]
+
+
+def _disjointness(entries: list[list[_Matched]]) -> Diagnostics:
+    """Each parameter may be thawed by one phase only; report overlaps once per pair of entries."""
+    owner: dict[str, Location] = {}
+    clashes: dict[tuple[Location, Location], list[str]] = {}
+    for phase in entries:
+        in_phase: set[str] = set()
+        for matched in phase:
+            for name in matched.names:
+                first = owner.setdefault(name, matched.where)
+                if first.phase != matched.where.phase and name not in in_phase:
+                    clashes.setdefault((first, matched.where), []).append(name)
+            in_phase.update(matched.names)
+    return tuple(
+        error(
+            "param-in-several-phases",
+            f"{_preview(names)} also thawed by {first}",
+            where,
+            "each parameter must belong to exactly one phase",
+        )
+        for (first, where), names in clashes.items()
+    )
+
+
+def _resolved_names(phase: list[_Matched], index: NameIndex) -> tuple[str, ...]:
+    unique = {name for matched in phase for name in matched.names}
+    return tuple(sorted(unique, key=index.order.__getitem__))
+
+
+def _check_epochs(phases: tuple[Phase, ...], options: ValidationOptions) -> Iterator[Diagnostic]:
+    watermark = -1
+    for p, phase in enumerate(phases):
+        mte = phase.max_transition_epoch
+        where = Location(p, "max_transition_epoch")
+        if mte < -1:
+            yield error("invalid-max-transition-epoch", f"must be -1 (no epoch limit) or >= 0, got {mte}", where)
+        if options.epoch_transitions_only and mte < 0:
+            hint = "give every phase a max_transition_epoch, or unset epoch_transitions_only"
+            yield error(
+                "missing-max-transition-epoch",
+                "epoch_transitions_only needs an epoch on every phase",
+                Location(p),
+                hint,
+            )
+        if p > 0 and 0 <= mte <= watermark:
+            message = f"{mte} is not after an earlier phase's {watermark}: the phase may run a single epoch"
+            yield warning("max-transition-epoch-not-increasing", message, where)
+        watermark = max(watermark, mte)
+
+
+def _check_lr(p: int, phase: Phase) -> Iterator[Diagnostic]:
+    where = Location(p, "lr")
+    if phase.lr is None:
+        return
+    if p == 0:
+        yield warning(
+            "lr-in-phase-0",
+            "phase 0 uses the optimizer's learning rate; this lr is ignored",
+            where,
+            "set the learning rate in configure_optimizers",
+        )
+    elif not (math.isfinite(phase.lr) and phase.lr > 0):
+        yield error("invalid-lr", f"lr must be a positive finite number, got {phase.lr}", where)
+
+
+def _check_lr_scheduler(p: int, spec: LRSchedulerInit) -> Iterator[Diagnostic]:
+    where = Location(p, "new_lr_scheduler", subpath=("pl_lrs_cfg",))
+    unknown = sorted(set(spec.pl_lrs_cfg) - _PL_LRS_KEYS)
+    if unknown:
+        yield error("invalid-value", f"unknown pl_lrs_cfg key(s) {unknown}; known: {sorted(_PL_LRS_KEYS)}", where)
+    interval = spec.pl_lrs_cfg.get("interval", "epoch")
+    if interval not in ("epoch", "step"):
+        yield error("invalid-value", f"interval must be 'epoch' or 'step', got {interval!r}", where)
+
+
+def _check_reinit(p: int, phase: Phase) -> Iterator[Diagnostic]:
+    for key in ("new_optimizer", "new_lr_scheduler"):
+        if p == 0 and getattr(phase, key) is not None:
+            yield error(
+                "reinit-in-phase-0",
+                f"{key} cannot be given for phase 0",
+                Location(p, key),
+                "phase 0 uses the optimizer and scheduler from configure_optimizers",
+            )
+    if phase.new_lr_scheduler is not None:
+        yield from _check_lr_scheduler(p, phase.new_lr_scheduler)
+
+
+def _check_phase_fields(phases: tuple[Phase, ...]) -> Iterator[Diagnostic]:
+    for p, phase in enumerate(phases):
+        if not phase.params:
+            yield error(
+                "empty-phase",
+                "this phase thaws no parameters",
+                Location(p, "params"),
+                "list parameter names or regexes under `params`, or remove the phase",
+            )
+        yield from _check_lr(p, phase)
+        yield from _check_reinit(p, phase)
+
+
+def _check_options(options: ValidationOptions, phase_count: int) -> Iterator[Diagnostic]:
+    if not (math.isfinite(options.base_max_lr) and options.base_max_lr > 0):
+        yield error("invalid-option", f"base_max_lr must be a positive finite number, got {options.base_max_lr}")
+    if options.max_depth < -1:
+        yield error("invalid-option", f"max_depth must be -1 (whole schedule) or >= 0, got {options.max_depth}")
+    if phase_count == 0:
+        yield error("schedule-empty", "the schedule has no phases")
+
+
+def _never_thawed(names: tuple[str, ...], resolved: list[tuple[str, ...]]) -> tuple[str, ...]:
+    scheduled = {name for phase in resolved for name in phase}
+    return tuple(name for name in names if name not in scheduled)
+
+
+def _unscheduled(left: tuple[str, ...], policy: UnscheduledPolicy) -> Diagnostics:
+    if not left or policy is UnscheduledPolicy.IGNORE:
+        return ()
+    message = f"{len(left)} parameter(s) are never thawed by any phase: {_preview(left)}"
+    hint = "add them to a phase (a final phase with '.*' catches the rest), or accept that they stay frozen"
+    make = error if policy is UnscheduledPolicy.ERROR else warning
+    return (make("unscheduled-params", message, Location(), hint),)
+
+
+def _phase_lr(p: int, phase: Phase, options: ValidationOptions) -> float | None:
+    if p == 0:
+        return None  # phase 0 trains with the optimizer's own learning rate
+    return options.base_max_lr if phase.lr is None else phase.lr
+
+
+def _resolve(schedule: Schedule, names: list[tuple[str, ...]], options: ValidationOptions) -> ResolvedSchedule:
+    last = len(schedule.phases) - 1
+    max_depth = last if options.max_depth == -1 else min(options.max_depth, last)
+    phases = tuple(
+        ResolvedPhase(
+            names[p],
+            phase.max_transition_epoch,
+            _phase_lr(p, phase, options),
+            phase.new_optimizer,
+            phase.new_lr_scheduler,
+        )
+        for p, phase in enumerate(schedule.phases)
+    )
+    watermark = max((phase.max_transition_epoch for phase in schedule.phases), default=-1)
+    return ResolvedSchedule(phases, max_depth, watermark, (), (), schedule)
+
+
+def diagnose(
+    schedule: Schedule, inventory: ParamInventory, options: ValidationOptions
+) -> ResolvedSchedule | Diagnostics:
+    """Run every check; the resolved schedule (warnings attached) if nothing is an error, else all diagnostics."""
+    index = NameIndex.build(inventory.names)
+    entries = _phase_entries(schedule.phases, index, dict(inventory.aliases))
+    names = [_resolved_names(phase, index) for phase in entries]
+    unscheduled = _never_thawed(inventory.names, names)
+    found: list[Diagnostic] = [d for phase in entries for matched in phase for d in matched.problems]
+    found += _disjointness(entries)
+    found += _check_phase_fields(schedule.phases)
+    found += _check_epochs(schedule.phases, options)
+    found += _check_options(options, len(schedule.phases))
+    found += _unscheduled(unscheduled, options.unscheduled)
+    diagnostics = locate(tuple(sorted(found, key=_reading_order)), schedule.source)
+    if errors_only(diagnostics):
+        return diagnostics
+    return attrs.evolve(_resolve(schedule, names, options), unscheduled=unscheduled, warnings=diagnostics)
+
+
+def validate(
+    schedule: Schedule, inventory: ParamInventory, options: ValidationOptions = ValidationOptions()
+) -> Result[ResolvedSchedule, Diagnostics]:
+    """Check a schedule against a model's parameters and resolve every entry to concrete names.
+
+    Returns the resolved schedule with its warnings, or every diagnostic (errors and warnings) at once.
+
+    >>> from ._records import Phase
+    >>> inventory = ParamInventory.from_names(["body.weight", "head.weight", "head.bias"])
+    >>> good = Schedule((Phase(("head.*",)), Phase(("body.weight",), lr=1e-4)))
+    >>> validate(good, inventory).unwrap().phases[0].names
+    ('head.weight', 'head.bias')
+    >>> bad = Schedule((Phase(("head.*",)), Phase(("head.bias", "neck.*"), lr=-1.0)))
+    >>> [d.code for d in validate(bad, inventory).failure()]
+    ['param-in-several-phases', 'no-match', 'invalid-lr', 'unscheduled-params']
+    """
+    outcome = diagnose(schedule, inventory, options)
+    return Success(outcome) if isinstance(outcome, ResolvedSchedule) else Failure(outcome)
+
+
+def _reading_order(diagnostic: Diagnostic) -> tuple[int, int, int]:
+    """Sort diagnostics as a reader meets them: by phase, key order, entry; schedule-wide ones last."""
+    where = diagnostic.location
+    keys = ("params", "max_transition_epoch", "lr", "new_optimizer", "new_lr_scheduler")
+    key_rank = keys.index(where.key) if where.key in keys else -1
+    return (1 << 30 if where.phase is None else where.phase, key_rank, where.index or 0)

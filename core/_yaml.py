@@ -1,0 +1,179 @@
+"""YAML text in and out: a safe loader that keeps node positions and rejects duplicate keys, and a stable dumper.
+
+Parsing text is pure; reading and writing files is the shell's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import yaml
+from returns.result import Failure, Result, Success
+
+from ._convert import make_converter
+from ._diagnostics import Diagnostic, Diagnostics, Key, Location, Position, error
+from ._records import Schedule, SourceMap
+
+
+@attrs.frozen
+class RawSchedule:
+    """A schedule as plain data (what ``yaml.safe_load`` would give) with the position of every node.
+
+    Attributes:
+        data: the plain data.
+        source: positions of its nodes, keyed by path.
+    """
+
+    data: Any
+    source: SourceMap = attrs.field(factory=SourceMap)
+
+
+def phase_index(key: object) -> int | None:
+    """The phase index a top-level key stands for: ints, and strings of digits (Hydra writes those).
+
+    >>> phase_index("2"), phase_index(2), phase_index(True), phase_index("x"), phase_index(1.5)
+    (2, 2, None, None, None)
+    """
+    if isinstance(key, bool):
+        return None
+    if isinstance(key, int):
+        return key
+    if isinstance(key, str) and key.strip().lstrip("+-").isdigit():
+        return int(key)
+    return None
+
+
+def location_of(path: tuple[Key, ...]) -> Location:
+    """The :class:`Location` of a path into a schedule.
+
+    >>> str(location_of((1, "params", 0)))
+    'phase 1 › params[0]'
+    >>> str(location_of((1, "new_optimizer", "optimizer_init", "class_path")))
+    'phase 1 › new_optimizer.optimizer_init.class_path'
+    """
+    phase = path[0] if path and isinstance(path[0], int) else None
+    key = path[1] if len(path) > 1 and isinstance(path[1], str) else None
+    rest = path[2:]
+    index = rest[0] if rest and isinstance(rest[0], int) else None
+    return Location(phase, key, index, tuple(rest[1:] if index is not None else rest))
+
+
+def _position(mark: yaml.Mark | None) -> Position | None:
+    return None if mark is None else Position(mark.line + 1, mark.column + 1)
+
+
+def _normalise(key: Any, depth: int) -> Key:
+    if depth == 0:
+        index = phase_index(key)
+        return key if index is None else index
+    return key if isinstance(key, int | str) else str(key)
+
+
+def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: tuple[Key, ...]) -> Iterator[tuple[tuple[Key, ...], Any]]:
+    """Yield ``(path, node)`` for every node below ``node``, mapping entries positioned at their key."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = _normalise(loader.construct_object(key_node, deep=True), len(path))
+            yield (*path, key), key_node
+            yield from _walk(loader, value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield (*path, i), item
+            yield from _walk(loader, item, (*path, i))
+
+
+def _positions_and_duplicates(
+    loader: yaml.SafeLoader, root: yaml.Node, file: str | None
+) -> tuple[dict[tuple[Key, ...], Position], Diagnostics]:
+    positions: dict[tuple[Key, ...], Position] = {(): Position(1, 1)}
+    duplicated: dict[tuple[Key, ...], Diagnostic] = {}
+    for path, node in _walk(loader, root, ()):
+        here = _position(node.start_mark)
+        if here is None or any(path[:end] in duplicated for end in range(len(path))):
+            continue  # the children of a duplicated key would only repeat the same report
+        first = positions.setdefault(path, here)
+        if first != here:
+            duplicated[path] = _duplicate_key(path, first, here, file)
+    return positions, tuple(duplicated.values())
+
+
+def _duplicate_key(path: tuple[Key, ...], first: Position, second: Position, file: str | None) -> Diagnostic:
+    message = f"duplicate key {path[-1]!r}: first written at line {first.line}, again at line {second.line}"
+    hint = "merge the two entries; YAML would silently keep only the last one"
+    found = error("duplicate-key", message, location_of(path), hint)
+    return attrs.evolve(found, position=second, source=file)
+
+
+def _syntax_error(exc: yaml.YAMLError, file: str | None) -> Diagnostic:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    found = error("yaml-syntax", f"not valid YAML: {problem}", hint="check indentation, colons and quotes")
+    return attrs.evolve(found, position=_position(mark), source=file)
+
+
+def parse_yaml(text: str, file: str | None = None) -> Result[RawSchedule, Diagnostics]:
+    """Parse YAML text safely, keeping node positions; duplicate keys at any depth are errors.
+
+    >>> parse_yaml("0:\\n  params: [a]\\n").unwrap().source.position_of((0, "params"))
+    Position(line=2, column=3)
+    >>> [d.code for d in parse_yaml("0: {lr: 1}\\n0: {lr: 2}\\n").failure()]
+    ['duplicate-key']
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return Success(RawSchedule(None, SourceMap(file)))
+        data = loader.construct_document(root)
+        positions, duplicates = _positions_and_duplicates(loader, root, file)
+    except yaml.YAMLError as exc:
+        return Failure((_syntax_error(exc, file),))
+    finally:
+        loader.dispose()
+    if duplicates:
+        return Failure(duplicates)
+    return Success(RawSchedule(data, SourceMap(file, positions)))
+
+
+def schedule_to_data(schedule: Schedule) -> dict[int, Any]:
+    """The schedule as plain data in the FTS format (``{0: {params: [...]}, 1: {...}}``), defaults omitted.
+
+    >>> from ._records import Phase
+    >>> schedule_to_data(Schedule((Phase(("a", "b")), Phase(("c",), 3, 1e-4))))
+    {0: {'params': ['a', 'b']}, 1: {'params': ['c'], 'max_transition_epoch': 3, 'lr': 0.0001}}
+    """
+    conv = make_converter()
+    return {i: conv.unstructure(phase) for i, phase in enumerate(schedule.phases)}
+
+
+class _ScheduleDumper(yaml.SafeDumper):
+    """Flow style for short scalar lists, block style elsewhere: readable and stable."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: Any) -> yaml.Node:
+    flow = len(data) <= 4 and all(isinstance(v, int | float) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_ScheduleDumper.add_representer(list, _represent_list)
+_ScheduleDumper.add_representer(tuple, _represent_list)
+
+
+def dump_schedule(schedule: Schedule) -> str:
+    """Write a schedule as readable, stable YAML (the same schedule always gives the same text).
+
+    >>> from ._records import Phase
+    >>> print(dump_schedule(Schedule((Phase(("head.weight",)), Phase(("body.*",), lr=1e-5)))), end="")
+    0:
+      params:
+      - head.weight
+    1:
+      params:
+      - body.*
+      lr: 1.0e-05
+    """
+    return yaml.dump(
+        schedule_to_data(schedule), Dumper=_ScheduleDumper, sort_keys=False, default_flow_style=False, width=100
+    )

@@ -1,0 +1,42 @@
+"""Fine-tuning in phases: a drop-in for the Fine-Tuning Scheduler (FTS) API with a pure, embeddable core.
+
+Public names are re-exported lazily (PEP 562), so ``import finetuning_scheduler.core`` loads neither torch nor
+Lightning, and the torch helpers load without Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Run from a source checkout (the repository root on sys.path), this folder shadows the installed package, and
+# core/, shell/ and adapters_builtin/ sit beside it rather than inside it. Searching the checkout's root for
+# subpackages makes `finetuning_scheduler.core` resolve there exactly as the installed mapping does.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+if (_CHECKOUT / "core" / "_records.py").is_file() and (_CHECKOUT / "pyproject.toml").is_file():
+    __path__.append(str(_CHECKOUT))
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'finetuning_scheduler' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:
+    pass
