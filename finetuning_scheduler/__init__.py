@@ -20,9 +20,23 @@ if (_CHECKOUT / "core" / "_records.py").is_file() and (_CHECKOUT / "pyproject.to
     __path__.append(str(_CHECKOUT))
 
 # name -> module that defines it
-_EXPORTS: dict[str, str] = {}
+_EXPORTS: dict[str, str] = {
+    "FTSCheckpoint": "finetuning_scheduler.shell._callbacks",
+    "FTSEarlyStopping": "finetuning_scheduler.shell._callbacks",
+    "FinetuningScheduler": "finetuning_scheduler.shell._fts",
+    "ScheduleValidationError": "finetuning_scheduler.shell._fts",
+    "StrategyAdapter": "finetuning_scheduler.shell._strategy_adapter",
+    "TransitionRecord": "finetuning_scheduler.shell._fts",
+}
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "FTSCheckpoint",
+    "FTSEarlyStopping",
+    "FinetuningScheduler",
+    "ScheduleValidationError",
+    "StrategyAdapter",
+    "TransitionRecord",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -39,4 +53,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    pass
+    from finetuning_scheduler.shell._callbacks import FTSCheckpoint, FTSEarlyStopping
+    from finetuning_scheduler.shell._fts import FinetuningScheduler, ScheduleValidationError, TransitionRecord
+    from finetuning_scheduler.shell._strategy_adapter import StrategyAdapter

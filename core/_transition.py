@@ -1,0 +1,185 @@
+"""When to move to the next phase, and what the optimizer must look like at any depth: pure decisions.
+
+The shell gathers the facts (epoch, the early-stopping signal), asks these functions, and applies the answer.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from ._records import ResolvedSchedule
+
+
+class Reason(enum.Enum):
+    """Why a phase ended."""
+
+    EPOCH = "max_transition_epoch reached"
+    EARLY_STOPPING = "early stopping: the phase converged"
+
+
+@attrs.frozen
+class FitState:
+    """The scheduler's state during a fit, saved in checkpoints as plain data.
+
+    Attributes:
+        depth: the current phase.
+        best_ckpt_depth: the phase during which the best checkpoint so far was saved.
+    """
+
+    depth: int = 0
+    best_ckpt_depth: int = 0
+
+
+@attrs.frozen
+class Signals:
+    """The facts an epoch boundary decision needs.
+
+    Attributes:
+        epoch: the epoch about to start.
+        es_phase_complete: early stopping judged the current phase converged.
+        epoch_transitions_only: ignore early stopping; phases end by epoch only.
+    """
+
+    epoch: int
+    es_phase_complete: bool = False
+    epoch_transitions_only: bool = False
+
+
+@attrs.frozen
+class Transition:
+    """A decision to move one phase deeper.
+
+    Attributes:
+        to_depth: the phase to enter.
+        reason: why the previous phase ended.
+    """
+
+    to_depth: int
+    reason: Reason
+
+
+def depth_remaining(state: FitState, resolved: ResolvedSchedule) -> int:
+    """How many phases are left to enter.
+
+    >>> from ._records import ResolvedPhase, Schedule
+    >>> rs = ResolvedSchedule((ResolvedPhase(("a",), -1, None),) * 3, 2, -1, (), (), Schedule(()))
+    >>> depth_remaining(FitState(depth=1), rs)
+    1
+    """
+    return max(resolved.max_depth - state.depth, 0)
+
+
+def next_transition(state: FitState, resolved: ResolvedSchedule, signals: Signals) -> Transition | None:
+    """Decide, at the start of an epoch, whether to enter the next phase (at most one phase per epoch).
+
+    The phase ends when the epoch reaches its ``max_transition_epoch`` or, unless ``epoch_transitions_only``,
+    when early stopping judged it converged. In the final phase nothing transitions: early stopping or
+    ``max_epochs`` end the run.
+
+    >>> from ._records import ResolvedPhase, Schedule
+    >>> rs = ResolvedSchedule((ResolvedPhase(("a",), 3, None), ResolvedPhase(("b",), -1, 1e-5)), 1, 3, (), (),
+    ...                       Schedule(()))
+    >>> next_transition(FitState(), rs, Signals(epoch=2)) is None
+    True
+    >>> next_transition(FitState(), rs, Signals(epoch=3))
+    Transition(to_depth=1, reason=<Reason.EPOCH: 'max_transition_epoch reached'>)
+    >>> next_transition(FitState(), rs, Signals(epoch=1, es_phase_complete=True)).reason.name
+    'EARLY_STOPPING'
+    """
+    if depth_remaining(state, resolved) == 0:
+        return None
+    limit = resolved.phases[state.depth].max_transition_epoch
+    if 0 <= limit <= signals.epoch:
+        return Transition(state.depth + 1, Reason.EPOCH)
+    if signals.es_phase_complete and not signals.epoch_transitions_only:
+        return Transition(state.depth + 1, Reason.EARLY_STOPPING)
+    return None
+
+
+@attrs.frozen
+class GroupPlan:
+    """Parameter group(s) to add for one phase.
+
+    Attributes:
+        phase: the phase the parameters belong to.
+        names: the parameters to put in the group(s).
+        lr: their learning rate.
+    """
+
+    phase: int
+    names: tuple[str, ...]
+    lr: float
+
+
+@attrs.frozen
+class Plan:
+    """What the optimizer and model must become to stand at ``depth``.
+
+    Attributes:
+        depth: the depth to reach.
+        keep_through: keep the optimizer groups of phases ``0..keep_through`` (drop later ones first).
+        restore_best: reload the best checkpoint's weights and optimizer state before adding groups.
+        add: groups to add, in phase order.
+        thaw: every parameter that must be trainable at ``depth``.
+    """
+
+    depth: int
+    keep_through: int
+    restore_best: bool
+    add: tuple[GroupPlan, ...]
+    thaw: tuple[str, ...]
+
+
+def _groups(resolved: ResolvedSchedule, first: int, last: int) -> tuple[GroupPlan, ...]:
+    return tuple(
+        GroupPlan(phase, resolved.phases[phase].names, resolved.phases[phase].lr or 0.0)
+        for phase in range(first, last + 1)
+    )
+
+
+def transition_plan(state: FitState, resolved: ResolvedSchedule, transition: Transition, restore_best: bool) -> Plan:
+    """The plan for entering ``transition.to_depth``.
+
+    With ``restore_best`` the best checkpoint (saved at ``state.best_ckpt_depth``) is reloaded first, so the
+    groups after that depth are dropped and added again, as FTS does.
+
+    >>> from ._records import ResolvedPhase, Schedule
+    >>> phases = (ResolvedPhase(("a",), -1, None), ResolvedPhase(("b",), -1, 1e-4), ResolvedPhase(("c",), -1, 1e-5))
+    >>> rs = ResolvedSchedule(phases, 2, -1, (), (), Schedule(()))
+    >>> plan = transition_plan(FitState(depth=1), rs, Transition(2, Reason.EPOCH), restore_best=True)
+    >>> plan.keep_through, [g.phase for g in plan.add], plan.thaw
+    (0, [1, 2], ('a', 'b', 'c'))
+    """
+    depth = transition.to_depth
+    keep = min(state.best_ckpt_depth, depth - 1) if restore_best else depth - 1
+    return Plan(depth, keep, restore_best, _groups(resolved, keep + 1, depth), resolved.names_through(depth))
+
+
+def resume_plan(state: FitState, resolved: ResolvedSchedule) -> Plan:
+    """The plan that rebuilds, on a fresh phase-0 optimizer, the groups a checkpoint saved at ``state.depth`` has.
+
+    Groups are added in phase order exactly as the uninterrupted run added them, so the checkpoint's optimizer and
+    LR-scheduler state load onto the same structure.
+
+    >>> from ._records import ResolvedPhase, Schedule
+    >>> phases = (ResolvedPhase(("a",), -1, None), ResolvedPhase(("b",), -1, 1e-4))
+    >>> resume_plan(FitState(depth=1), ResolvedSchedule(phases, 1, -1, (), (), Schedule(()))).add
+    (GroupPlan(phase=1, names=('b',), lr=0.0001),)
+    """
+    depth = min(state.depth, len(resolved.phases) - 1)
+    return Plan(depth, 0, False, _groups(resolved, 1, depth), resolved.names_through(depth))
+
+
+def effective_max_epochs(resolved: ResolvedSchedule, max_epochs: int) -> int:
+    """FTS rule: a ``max_transition_epoch`` on the final phase extends ``max_epochs`` to the schedule's watermark.
+
+    >>> from ._records import ResolvedPhase, Schedule
+    >>> rs = ResolvedSchedule((ResolvedPhase(("a",), 2, None), ResolvedPhase(("b",), 8, 1e-5)), 1, 8, (), (),
+    ...                       Schedule(()))
+    >>> effective_max_epochs(rs, 5)
+    8
+    """
+    final = resolved.phases[-1].max_transition_epoch
+    return max(resolved.epoch_watermark, max_epochs) if final >= 0 else max_epochs

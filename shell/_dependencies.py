@@ -1,0 +1,116 @@
+"""The callbacks a scheduled fit depends on: one FTSEarlyStopping (unless epochs alone drive phases) and one
+FTSCheckpoint; plain Lightning ones are replaced by their phase-aware twins with the same settings.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+
+from ._callbacks import FTSCheckpoint, FTSEarlyStopping
+
+if TYPE_CHECKING:
+    from ._fts import FinetuningScheduler
+
+_DEFAULT_MONITOR = "val_loss"
+
+
+def _settings_of(callback: Callback, base: type) -> dict[str, Any]:
+    """The constructor arguments that rebuild ``callback`` (Lightning keeps some under a leading underscore)."""
+    settings: dict[str, Any] = {}
+    for name in inspect.signature(base.__init__).parameters:
+        for attribute in (name, f"_{name}"):
+            if name != "self" and hasattr(callback, attribute):
+                settings[name] = getattr(callback, attribute)
+                break
+    if isinstance(callback, EarlyStopping):
+        # EarlyStopping stores min_delta with the sign of its comparison; undo it so the twin gets the user's value.
+        settings["min_delta"] = abs(callback.min_delta)
+    return settings
+
+
+def _only_one(trainer: Trainer, kind: type) -> list[Callback]:
+    found = [cb for cb in trainer.callbacks if isinstance(cb, kind)]
+    if len(found) > 1:
+        raise MisconfigurationException(
+            f"Use of multiple {kind.__name__} callbacks is not supported with FinetuningScheduler "
+            f"({len(found)} given). Please provide a maximum of one."
+        )
+    return found
+
+
+def _twin(trainer: Trainer, existing: Callback, twin_cls: type, base: type, fts: FinetuningScheduler) -> Callback:
+    settings = _settings_of(existing, base)
+    if settings.get("monitor") is None:
+        rank_zero_warn(f"No monitor metric specified for {twin_cls.__name__}, using '{_DEFAULT_MONITOR}' as default.")
+        settings["monitor"] = _DEFAULT_MONITOR
+    twin = twin_cls(**settings)
+    rank_zero_warn(
+        f"FinetuningScheduler needs a phase-aware {base.__name__}: replacing the {type(existing).__name__} with "
+        f"{twin_cls.__name__} (same settings)."
+    )
+    trainer.callbacks[trainer.callbacks.index(existing)] = twin
+    twin.setup(trainer, fts.pl_module, "fit")
+    return twin
+
+
+def _ensure(trainer: Trainer, twin_cls: type, base: type, fts: FinetuningScheduler) -> None:
+    found = _only_one(trainer, base)
+    if found and isinstance(found[0], twin_cls):
+        if getattr(found[0], "monitor", None) is None and twin_cls is FTSEarlyStopping:
+            raise MisconfigurationException("FTSEarlyStopping needs a `monitor`.")
+        return
+    if found:
+        _twin(trainer, found[0], twin_cls, base, fts)
+        return
+    rank_zero_warn(
+        f"FinetuningScheduler needs a {twin_cls.__name__} callback and none was given: adding one with default "
+        f"settings (monitor='{_DEFAULT_MONITOR}')."
+    )
+    added = twin_cls(monitor=_DEFAULT_MONITOR)
+    trainer.callbacks.append(added)
+    added.setup(trainer, fts.pl_module, "fit")
+
+
+def _prune_early_stopping(trainer: Trainer) -> None:
+    for callback in [cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)]:
+        rank_zero_warn(
+            "epoch_transitions_only is set, so the EarlyStopping callback is extraneous and has been removed: "
+            "phases (and the run) end by max_transition_epoch and max_epochs."
+        )
+        trainer.callbacks.remove(callback)
+
+
+def _order_lr_monitor(trainer: Trainer, fts: FinetuningScheduler) -> None:
+    """Put LearningRateMonitor right after the scheduler, so it sees a new phase's groups in the same epoch."""
+    monitors = [cb for cb in trainer.callbacks if isinstance(cb, LearningRateMonitor)]
+    position = trainer.callbacks.index(fts)
+    for monitor in monitors:
+        if trainer.callbacks.index(monitor) < position:
+            trainer.callbacks.remove(monitor)
+            trainer.callbacks.insert(trainer.callbacks.index(fts) + 1, monitor)
+
+
+def _schedulers_given(trainer: Trainer) -> None:
+    schedulers = [cb for cb in trainer.callbacks if hasattr(cb, "ft_schedule") and hasattr(cb, "max_depth")]
+    if len(schedulers) > 1:
+        raise MisconfigurationException(
+            f"{len(schedulers)} FinetuningScheduler callbacks were given; use of multiple FinetuningScheduler "
+            "callbacks is not supported. Please provide a maximum of one."
+        )
+
+
+def configure_callback_dependencies(trainer: Trainer, fts: FinetuningScheduler) -> None:
+    """Make the trainer's callbacks what a scheduled fit needs (called from the scheduler's ``setup``)."""
+    _schedulers_given(trainer)
+    if fts.epoch_transitions_only:
+        _prune_early_stopping(trainer)
+    elif not fts.gen_ft_sched_only:
+        _ensure(trainer, FTSEarlyStopping, EarlyStopping, fts)
+    _ensure(trainer, FTSCheckpoint, ModelCheckpoint, fts)
+    _order_lr_monitor(trainer, fts)
