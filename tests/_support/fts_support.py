@@ -28,9 +28,16 @@ class RandomDataset(Dataset[torch.Tensor]):
 class BoringFTSModel(pl.LightningModule):
     """FTS's test fixture: 4 linear layers, SGD + StepLR, a validation loss that diverges after an epoch."""
 
-    def __init__(self, diverge_on_epoch: int = 3, lr_scheduler: bool = True, no_decay: list[str] | None = None,
-                 all_params_in_optimizer: bool = False, batch_size: int = 1, length: int = 64,
-                 lr: float = 1e-3) -> None:
+    def __init__(
+        self,
+        diverge_on_epoch: int = 3,
+        lr_scheduler: bool = True,
+        no_decay: list[str] | None = None,
+        all_params_in_optimizer: bool = False,
+        batch_size: int = 1,
+        length: int = 64,
+        lr: float = 1e-3,
+    ) -> None:
         super().__init__()
         self.model = nn.Sequential(nn.Linear(32, 32), nn.Linear(32, 32), nn.Linear(32, 32), nn.Linear(32, 2))
         self.diverge_on_epoch = diverge_on_epoch
@@ -59,7 +66,9 @@ class BoringFTSModel(pl.LightningModule):
         return DataLoader(RandomDataset(32, self.length, seed=2), batch_size=self.batch_size)
 
     def configure_optimizers(self) -> Any:
-        params = self.parameters() if self.all_params_in_optimizer else [p for p in self.parameters() if p.requires_grad]
+        params = (
+            self.parameters() if self.all_params_in_optimizer else [p for p in self.parameters() if p.requires_grad]
+        )
         optimizer = torch.optim.SGD(params, lr=self.lr, weight_decay=1e-6)
         if not self.use_scheduler:
             return optimizer
@@ -88,10 +97,17 @@ class Recorder(pl.Callback):
 
 def fit_kwargs(tmp_path: Any, **overrides: Any) -> dict[str, Any]:
     """Fast, quiet Trainer settings for CPU runs (never fast_dev_run: it forbids transitions)."""
-    settings: dict[str, Any] = dict(
-        accelerator="cpu", devices=1, max_epochs=12, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(tmp_path),
-        limit_train_batches=8, limit_val_batches=4,
-    )
+    settings: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 12,
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "default_root_dir": str(tmp_path),
+        "limit_train_batches": 8,
+        "limit_val_batches": 4,
+    }
     settings.update(overrides)
     return settings

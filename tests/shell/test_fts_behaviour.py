@@ -34,14 +34,22 @@ EPOCHS_ONLY[1]["max_transition_epoch"] = 2
 EPOCHS_ONLY[2]["max_transition_epoch"] = 2
 
 
-def _fit(tmp_path: Path, model: pl.LightningModule | None = None, *, callbacks: list[pl.Callback] | None = None,
-         **trainer_kwargs: Any) -> tuple[pl.Trainer, Recorder, pl.LightningModule]:
+def _fit(
+    tmp_path: Path,
+    model: pl.LightningModule | None = None,
+    *,
+    callbacks: list[pl.Callback] | None = None,
+    **trainer_kwargs: Any,
+) -> tuple[pl.Trainer, Recorder, pl.LightningModule]:
     pl.seed_everything(42)
     recorder = Recorder()
     model = model or BoringFTSModel(batch_size=1, length=64)
-    trainer = pl.Trainer(**fit_kwargs(tmp_path, **{"max_epochs": 1000, "limit_train_batches": None,
-                                                    "limit_val_batches": None, **trainer_kwargs}),
-                         callbacks=[*(callbacks or [FinetuningScheduler()]), recorder])
+    trainer = pl.Trainer(
+        **fit_kwargs(
+            tmp_path, **{"max_epochs": 1000, "limit_train_batches": None, "limit_val_batches": None, **trainer_kwargs}
+        ),
+        callbacks=[*(callbacks or [FinetuningScheduler()]), recorder],
+    )
     trainer.fit(model)
     return trainer, recorder, model
 
@@ -96,8 +104,9 @@ def test_log_dir_receives_the_schedule_files(tmp_path: Path) -> None:
 
 
 def test_implicit_schedule_transitions_at_epochs_5_6_7_and_keeps_the_lr_schedule(tmp_path: Path) -> None:
-    trainer, rec, _ = _fit(tmp_path, callbacks=[FinetuningScheduler(), FTSEarlyStopping(monitor="val_loss",
-                                                                                      patience=1)])
+    trainer, rec, _ = _fit(
+        tmp_path, callbacks=[FinetuningScheduler(), FTSEarlyStopping(monitor="val_loss", patience=1)]
+    )
     assert [rec.epochs[e]["depth"] for e in range(8)] == [0, 0, 0, 0, 0, 1, 2, 3]
     assert _es(trainer).stopped_epoch == 7
     assert rec.epochs[5]["lrs"] == (0.00016807, 1e-05)  # StepLR continues; the new group starts at base_max_lr
@@ -105,12 +114,14 @@ def test_implicit_schedule_transitions_at_epochs_5_6_7_and_keeps_the_lr_schedule
     assert len(rec.epochs[7]["trainable"]) == 8 and _fts(trainer).restored_best_count == 3
 
 
-@pytest.mark.parametrize(("max_depth", "final_depth", "trainable", "groups"),
-                         [(-1, 2, 8, 3), (0, 0, 4, 1), (1, 1, 6, 2), (999, 2, 8, 3)])
-def test_explicit_schedule_respects_max_depth(tmp_path: Path, max_depth: int, final_depth: int, trainable: int,
-                                              groups: int) -> None:
+@pytest.mark.parametrize(
+    ("max_depth", "final_depth", "trainable", "groups"), [(-1, 2, 8, 3), (0, 0, 4, 1), (1, 1, 6, 2), (999, 2, 8, 3)]
+)
+def test_explicit_schedule_respects_max_depth(
+    tmp_path: Path, max_depth: int, final_depth: int, trainable: int, groups: int
+) -> None:
     fts = FinetuningScheduler(ft_schedule=EXPLICIT, max_depth=max_depth)
-    trainer, rec, model = _fit(tmp_path, callbacks=[fts, FTSEarlyStopping(monitor="val_loss", patience=1)])
+    _, rec, model = _fit(tmp_path, callbacks=[fts, FTSEarlyStopping(monitor="val_loss", patience=1)])
     last = rec.epochs[max(rec.epochs)]
     assert (fts.curr_depth, fts.max_depth, fts.depth_remaining) == (final_depth, final_depth, 0)
     assert len(last["trainable"]) == trainable and len(last["groups"]) == groups
@@ -185,7 +196,7 @@ def test_restore_best_reloads_the_best_weights_at_each_transition(tmp_path: Path
 def test_enforce_phase0_rebuilds_an_optimizer_holding_every_parameter(tmp_path: Path) -> None:
     model = BoringFTSModel(all_params_in_optimizer=True, no_decay=["bias"])
     fts = FinetuningScheduler(ft_schedule=EXPLICIT, max_depth=2)
-    trainer, rec, _ = _fit(tmp_path, model, callbacks=[fts, FTSEarlyStopping(monitor="val_loss", patience=1)])
+    _, rec, _ = _fit(tmp_path, model, callbacks=[fts, FTSEarlyStopping(monitor="val_loss", patience=1)])
     assert rec.epochs[0]["groups"] == (("model.2.weight", "model.3.weight"), ("model.2.bias", "model.3.bias"))
     assert rec.epochs[0]["lrs"] == (0.001, 0.001) and rec.epochs[1]["lrs"] == (0.0007, 0.0007)
     assert len(rec.epochs[max(rec.epochs)]["groups"]) == 6
@@ -194,8 +205,12 @@ def test_enforce_phase0_rebuilds_an_optimizer_holding_every_parameter(tmp_path: 
 def test_phase0_mismatch_only_warns_without_enforcement(tmp_path: Path) -> None:
     model = BoringFTSModel(all_params_in_optimizer=True)
     with pytest.warns(UserWarning, match="do not require a gradient"):
-        _fit(tmp_path, model, callbacks=[FinetuningScheduler(ft_schedule=EXPLICIT, max_depth=0,
-                                                             enforce_phase0_params=False)], max_epochs=1)
+        _fit(
+            tmp_path,
+            model,
+            callbacks=[FinetuningScheduler(ft_schedule=EXPLICIT, max_depth=0, enforce_phase0_params=False)],
+            max_epochs=1,
+        )
 
 
 # -- H. misconfiguration and warnings --------------------------------------------------------------------------
@@ -211,8 +226,11 @@ def test_missing_callbacks_are_added_with_warnings(tmp_path: Path) -> None:
 
 
 def test_plain_callbacks_are_replaced_keeping_their_settings(tmp_path: Path) -> None:
-    callbacks = [FinetuningScheduler(max_depth=0), EarlyStopping(monitor="abc_val_loss", patience=7, min_delta=0.5),
-                 ModelCheckpoint(monitor="abc_val_loss", save_top_k=2, dirpath=tmp_path / "ck")]
+    callbacks = [
+        FinetuningScheduler(max_depth=0),
+        EarlyStopping(monitor="abc_val_loss", patience=7, min_delta=0.5),
+        ModelCheckpoint(monitor="abc_val_loss", save_top_k=2, dirpath=tmp_path / "ck"),
+    ]
 
     class Model(BoringFTSModel):
         def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
@@ -228,8 +246,9 @@ def test_plain_callbacks_are_replaced_keeping_their_settings(tmp_path: Path) -> 
 
 def test_lr_monitor_sits_between_the_scheduler_and_the_checkpoint(tmp_path: Path) -> None:
     monitor = LearningRateMonitor()
-    trainer, _, _ = _fit(tmp_path, callbacks=[monitor, FinetuningScheduler(max_depth=0)], max_epochs=1,
-                         logger=CSVLogger(tmp_path))
+    trainer, _, _ = _fit(
+        tmp_path, callbacks=[monitor, FinetuningScheduler(max_depth=0)], max_epochs=1, logger=CSVLogger(tmp_path)
+    )
     order = [type(cb).__name__ for cb in trainer.callbacks]
     assert order.index("FinetuningScheduler") < order.index("LearningRateMonitor") < order.index("FTSCheckpoint")
 
@@ -256,8 +275,15 @@ def test_duplicate_scheduler_callbacks_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="more than one stateful callback of type `FinetuningScheduler`"):
         _fit(tmp_path, callbacks=[FinetuningScheduler(), FinetuningScheduler()], max_epochs=1)
     with pytest.raises(MisconfigurationException, match="maximum of one"):
-        _fit(tmp_path, callbacks=[FinetuningScheduler(), EarlyStopping(monitor="val_loss", patience=2),
-                                  EarlyStopping(monitor="train_loss", patience=3)], max_epochs=1)
+        _fit(
+            tmp_path,
+            callbacks=[
+                FinetuningScheduler(),
+                EarlyStopping(monitor="val_loss", patience=2),
+                EarlyStopping(monitor="train_loss", patience=3),
+            ],
+            max_epochs=1,
+        )
 
 
 def test_every_schedule_error_is_reported_at_once_before_any_step(tmp_path: Path) -> None:
@@ -316,7 +342,8 @@ def test_depth_and_trainable_count_are_logged_each_epoch(tmp_path: Path) -> None
     logger = CSVLogger(tmp_path, name="csv")
     fts = FinetuningScheduler(ft_schedule=EPOCHS_ONLY, epoch_transitions_only=True)
     _fit(tmp_path, callbacks=[fts], max_epochs=6, logger=logger)
-    rows = list(csv.DictReader(open(Path(logger.log_dir) / "metrics.csv")))
+    with open(Path(logger.log_dir) / "metrics.csv") as stream:
+        rows = list(csv.DictReader(stream))
     depths = [float(r["finetuning/depth"]) for r in rows if r.get("finetuning/depth")]
     counts = [float(r["finetuning/trainable_params"]) for r in rows if r.get("finetuning/trainable_params")]
     assert depths == [0, 0, 0, 1, 2, 2]
@@ -333,16 +360,19 @@ class BNModel(BoringFTSModel):
         self.model = nn.Sequential(nn.Linear(32, 32), nn.BatchNorm1d(32), nn.Linear(32, 2))
 
     def train_dataloader(self) -> Any:
-        return torch.utils.data.DataLoader(torch.randn(64, 32, generator=torch.Generator().manual_seed(3)),
-                                           batch_size=32)
+        return torch.utils.data.DataLoader(
+            torch.randn(64, 32, generator=torch.Generator().manual_seed(3)), batch_size=32
+        )
 
     def val_dataloader(self) -> Any:
         return self.train_dataloader()
 
 
-BN_SCHEDULE = {0: {"params": ["model.2.*"], "max_transition_epoch": 1},
-               1: {"params": ["model.1.*"], "max_transition_epoch": 2},
-               2: {"params": ["model.0.*"], "max_transition_epoch": 2}}
+BN_SCHEDULE = {
+    0: {"params": ["model.2.*"], "max_transition_epoch": 1},
+    1: {"params": ["model.1.*"], "max_transition_epoch": 2},
+    2: {"params": ["model.0.*"], "max_transition_epoch": 2},
+}
 
 
 @pytest.mark.parametrize("track", [True, False])
@@ -352,11 +382,9 @@ def test_frozen_batch_norm_tracks_running_stats_as_configured(tmp_path: Path, tr
     class Watch(pl.Callback):
         def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             bn = pl_module.model[1]
-            seen[trainer.current_epoch] = (bn.track_running_stats, bn.weight.requires_grad,
-                                          int(bn.num_batches_tracked))
+            seen[trainer.current_epoch] = (bn.track_running_stats, bn.weight.requires_grad, int(bn.num_batches_tracked))
 
-    fts = FinetuningScheduler(ft_schedule=BN_SCHEDULE, epoch_transitions_only=True,
-                              frozen_bn_track_running_stats=track)
+    fts = FinetuningScheduler(ft_schedule=BN_SCHEDULE, epoch_transitions_only=True, frozen_bn_track_running_stats=track)
     _fit(tmp_path, BNModel(), callbacks=[fts, Watch()], max_epochs=3)
     assert seen[0][:2] == (track, False) and seen[0][2] == (2 if track else 0)
     assert seen[1][:2] == (True, True)

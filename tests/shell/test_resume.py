@@ -24,14 +24,21 @@ EPOCH_SCHEDULE = {
 }
 
 
-def _fit(root: Path, dirpath: Path, *, schedule: dict[Any, Any], max_epochs: int, ckpt_path: str | None = None,
-         restore_best: bool = True, epochs_only: bool = False) -> tuple[Recorder, dict[str, torch.Tensor], Any]:
+def _fit(
+    root: Path,
+    dirpath: Path,
+    *,
+    schedule: dict[Any, Any],
+    max_epochs: int,
+    ckpt_path: str | None = None,
+    restore_best: bool = True,
+    epochs_only: bool = False,
+) -> tuple[Recorder, dict[str, torch.Tensor], Any]:
     pl.seed_everything(7)
     recorder = Recorder()
     callbacks: list[pl.Callback] = [
         FinetuningScheduler(ft_schedule=schedule, restore_best=restore_best, epoch_transitions_only=epochs_only),
-        FTSCheckpoint(dirpath=dirpath, monitor="val_loss", save_top_k=-1, save_last=True,
-                      filename="{epoch}"),
+        FTSCheckpoint(dirpath=dirpath, monitor="val_loss", save_top_k=-1, save_last=True, filename="{epoch}"),
         recorder,
     ]
     if not epochs_only:
@@ -73,8 +80,9 @@ def test_resume_from_every_kind_of_epoch_checkpoint(uninterrupted: Any, tmp_path
     twin, twin_weights, ckpts, _ = uninterrupted
     if epoch + 1 not in twin.epochs:
         pytest.skip(f"the uninterrupted fit stopped before epoch {epoch + 1}")
-    resumed, weights, _ = _fit(tmp_path, ckpts, schedule=SCHEDULE, max_epochs=12,
-                               ckpt_path=str(ckpts / f"epoch={epoch}.ckpt"))
+    resumed, weights, _ = _fit(
+        tmp_path, ckpts, schedule=SCHEDULE, max_epochs=12, ckpt_path=str(ckpts / f"epoch={epoch}.ckpt")
+    )
     _assert_same_continuation(twin, resumed, epoch + 1)
     _assert_same_weights(twin_weights, weights)
 
@@ -86,18 +94,30 @@ def test_interrupted_fit_resumed_from_last_and_best_into_another_dirpath(uninter
     for path in (best, str(tmp_path / "a_ckpts" / "last.ckpt")):
         saved_epoch = torch.load(path, weights_only=True)["epoch"]
         with pytest.warns(UserWarning, match="dirpath changed"):
-            resumed, weights, _ = _fit(tmp_path / Path(path).stem, tmp_path / "elsewhere" / Path(path).stem,
-                                       schedule=SCHEDULE, max_epochs=12, ckpt_path=path)
+            resumed, weights, _ = _fit(
+                tmp_path / Path(path).stem,
+                tmp_path / "elsewhere" / Path(path).stem,
+                schedule=SCHEDULE,
+                max_epochs=12,
+                ckpt_path=path,
+            )
         _assert_same_continuation(twin, resumed, saved_epoch + 1)
         _assert_same_weights(twin_weights, weights)
 
 
 def test_resume_after_the_schedule_finished_with_larger_max_epochs(tmp_path: Path) -> None:
     _, _, _ = _fit(tmp_path / "a", tmp_path / "a_ckpts", schedule=EPOCH_SCHEDULE, max_epochs=6, epochs_only=True)
-    twin, twin_weights, _ = _fit(tmp_path / "b", tmp_path / "b_ckpts", schedule=EPOCH_SCHEDULE, max_epochs=9,
-                                 epochs_only=True)
-    resumed, weights, _ = _fit(tmp_path / "a", tmp_path / "a_ckpts", schedule=EPOCH_SCHEDULE, max_epochs=9,
-                               epochs_only=True, ckpt_path=str(tmp_path / "a_ckpts" / "last.ckpt"))
+    twin, twin_weights, _ = _fit(
+        tmp_path / "b", tmp_path / "b_ckpts", schedule=EPOCH_SCHEDULE, max_epochs=9, epochs_only=True
+    )
+    resumed, weights, _ = _fit(
+        tmp_path / "a",
+        tmp_path / "a_ckpts",
+        schedule=EPOCH_SCHEDULE,
+        max_epochs=9,
+        epochs_only=True,
+        ckpt_path=str(tmp_path / "a_ckpts" / "last.ckpt"),
+    )
     assert min(resumed.epochs) == 6
     _assert_same_continuation(twin, resumed, 6)
     _assert_same_weights(twin_weights, weights)
