@@ -271,6 +271,19 @@ class FinetuningScheduler(Callback):
                     f"Remove `{name}` to fine-tune with the optimizer and scheduler from configure_optimizers."
                 )
 
+    def _reject_reinit_phases(self, resolved: ResolvedSchedule) -> None:
+        reinit = [
+            f"phase {depth} › {key}"
+            for depth, phase in enumerate(resolved.phases)
+            for key in ("new_optimizer", "new_lr_scheduler")
+            if getattr(phase, key) is not None
+        ]
+        if reinit:
+            raise MisconfigurationException(
+                f"Optimizer/LR-scheduler reinitialisation is not supported by this release yet ({', '.join(reinit)}). "
+                "Remove these blocks to fine-tune with the optimizer and scheduler from configure_optimizers."
+            )
+
     def _strategy_flag(self, trainer: Trainer) -> str:
         flag = trainer._accelerator_connector._strategy_flag
         if not isinstance(flag, str):
@@ -323,6 +336,7 @@ class FinetuningScheduler(Callback):
         if not is_successful(outcome):
             raise ScheduleValidationError(outcome.failure())
         resolved = outcome.unwrap()
+        self._reject_reinit_phases(resolved)
         for diagnostic in resolved.warnings:
             rank_zero_warn(diagnostic.render())
         self._save_schedule(resolved)

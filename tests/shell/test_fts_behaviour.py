@@ -263,6 +263,17 @@ def test_lr_monitor_sits_between_the_scheduler_and_the_checkpoint(tmp_path: Path
         ([FinetuningScheduler(ft_schedule="/nonexistent/sched.yaml")], "Could not find specified fine-tuning"),
         ([FinetuningScheduler(reinit_lr_cfg={"lr_scheduler_init": {"class_path": "x"}})], "not supported by this"),
         ([FinetuningScheduler(reinit_optim_cfg={"optimizer_init": {"class_path": "x"}})], "not supported by this"),
+        (
+            [
+                FinetuningScheduler(
+                    ft_schedule={
+                        **EXPLICIT,
+                        1: {**EXPLICIT[1], "new_optimizer": {"optimizer_init": {"class_path": "torch.optim.Adam"}}},
+                    }
+                )
+            ],
+            r"not supported by this release yet \(phase 1 › new_optimizer\)",
+        ),
     ],
 )
 def test_misconfigurations_fail_at_setup(tmp_path: Path, callbacks: list[pl.Callback], message: str) -> None:
