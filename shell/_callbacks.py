@@ -72,6 +72,12 @@ class FTSEarlyStopping(EarlyStopping):
             return False, f"{self.monitor} stopped improving: this fine-tuning phase is complete"
         return should_stop, reason
 
+    def _run_early_stopping_check(self, trainer: Trainer) -> None:
+        super()._run_early_stopping_check(trainer)
+        # Every process must enter the next phase together (their optimizers must stay identical), even when the
+        # monitored metric is not synchronised: the phase is complete as soon as any process says so.
+        self.es_phase_complete = bool(trainer.strategy.reduce_boolean_decision(self.es_phase_complete, all=False))
+
     def reset_phase(self) -> None:
         """Start watching a new phase (called by the scheduler when it enters one)."""
         self.es_phase_complete = False

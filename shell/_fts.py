@@ -318,8 +318,9 @@ class FinetuningScheduler(Callback):
 
     def _generate_and_exit(self, trainer: Trainer) -> None:
         assert self.strategy_adapter is not None
+        log_dir = self.log_dir  # a collective (trainer.log_dir broadcasts): every rank must ask
         if trainer.is_global_zero:
-            path = self.strategy_adapter.gen_ft_schedule(self.log_dir)
+            path = self.strategy_adapter.gen_ft_schedule(log_dir)
             self._info(f"Generated the default fine-tuning schedule '{path}'.")
         raise SystemExit(0)
 
@@ -361,16 +362,18 @@ class FinetuningScheduler(Callback):
 
     def _generated_schedule_path(self) -> Path:
         assert self.strategy_adapter is not None
-        target = Path(self.log_dir) / f"{type(self.pl_module).__name__}_ft_schedule.yaml"
+        log_dir = self.log_dir  # a collective (trainer.log_dir broadcasts): every rank must ask
+        target = Path(log_dir) / f"{type(self.pl_module).__name__}_ft_schedule.yaml"
         if self.trainer.is_global_zero:
-            target = self.strategy_adapter.gen_ft_schedule(self.log_dir)
+            target = self.strategy_adapter.gen_ft_schedule(log_dir)
             self._info(f"Generated the default fine-tuning schedule '{target}'.")
         self.trainer.strategy.barrier("fts_generated_schedule")
         return target
 
     def _save_schedule(self, resolved: ResolvedSchedule) -> None:
+        log_dir = self.log_dir  # a collective (trainer.log_dir broadcasts): every rank must ask
         if self.ft_schedule and self.trainer.is_global_zero:
-            target = Path(self.log_dir) / f"{type(self.pl_module).__name__}_ft_schedule.yaml"
+            target = Path(log_dir) / f"{type(self.pl_module).__name__}_ft_schedule.yaml"
             write_schedule(resolved.schedule, target)
             self._info(f"Fine-tuning schedule saved to {target} for reproducibility.")
 

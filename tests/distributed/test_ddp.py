@@ -1,0 +1,25 @@
+"""DDP on CPU with the gloo backend: two processes agree on every transition."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_scheduled_fit_under_two_process_ddp(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    script = Path(__file__).with_name("ddp_fit.py")
+    done = subprocess.run(
+        [sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["world"] == 2 and result["final_depth"] == 2 and result["groups"] == 3
+    depths = list(result["depths"].values())
+    assert depths == sorted(depths) and depths[0] == 0 and depths[-1] == 2
+    assert (tmp_path / "BoringFTSModel_ft_schedule.yaml").is_file()

@@ -1,0 +1,70 @@
+"""Checkpoint metadata: the depth of the best checkpoint, equal scores, epoch-only checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from fts_support import BoringFTSModel, fit_kwargs
+
+from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping
+
+SCHEDULE = {
+    0: {"params": ["model.3.*"], "max_transition_epoch": 1},
+    1: {"params": ["model.2.*"], "max_transition_epoch": 2},
+    2: {"params": ["model.[01].*"], "max_transition_epoch": 3},
+}
+
+
+class ConstantLoss(BoringFTSModel):
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        self.log("val_loss", torch.tensor(1.0))
+
+
+class ImprovingLoss(BoringFTSModel):
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        self.log("val_loss", torch.tensor(10.0 - self.current_epoch))
+
+
+def _fit(tmp_path: Path, model: pl.LightningModule, **fts: Any) -> tuple[FinetuningScheduler, FTSCheckpoint]:
+    scheduler = FinetuningScheduler(ft_schedule=SCHEDULE, **fts)
+    checkpoint = FTSCheckpoint(monitor="val_loss", save_top_k=3, save_last=True, dirpath=tmp_path / "ck")
+    callbacks: list[pl.Callback] = [scheduler, checkpoint]
+    if not fts.get("epoch_transitions_only"):
+        callbacks.append(FTSEarlyStopping(monitor="val_loss", patience=100))
+    pl.Trainer(**fit_kwargs(tmp_path, max_epochs=5, enable_checkpointing=True), callbacks=callbacks).fit(model)
+    return scheduler, checkpoint
+
+
+def _saved_state(path: str) -> dict[str, Any]:
+    callbacks = torch.load(path, weights_only=True)["callbacks"]
+    return {key.split("{")[0]: value for key, value in callbacks.items()}
+
+
+def test_equal_scores_keep_the_earlier_best_depth(tmp_path: Path) -> None:
+    scheduler, checkpoint = _fit(tmp_path, ConstantLoss())
+    assert scheduler.curr_depth == 2 and checkpoint.best_ckpt_depth == 0 and checkpoint.current_ckpt_depth == 2
+    assert Path(checkpoint.best_model_path).name == "epoch=0-step=8.ckpt"
+    saved = _saved_state(str(tmp_path / "ck" / "last.ckpt"))
+    assert saved["FinetuningScheduler"]["fit_state"] == {"depth": 2}  # best_ckpt_depth 0 is the default
+    assert (saved["FTSCheckpoint"]["current_ckpt_depth"], saved["FTSCheckpoint"]["best_ckpt_depth"]) == (2, 0)
+
+
+def test_the_best_depth_follows_a_new_best_checkpoint(tmp_path: Path) -> None:
+    scheduler, checkpoint = _fit(tmp_path, ImprovingLoss())
+    assert checkpoint.best_ckpt_depth == scheduler.curr_depth == 2
+    saved = _saved_state(checkpoint.best_model_path)
+    assert saved["FinetuningScheduler"]["fit_state"] == {"depth": 2, "best_ckpt_depth": 2}
+
+
+def test_epoch_only_checkpoints_resume_without_early_stopping(tmp_path: Path) -> None:
+    _fit(tmp_path, ImprovingLoss(), epoch_transitions_only=True)
+    scheduler = FinetuningScheduler(ft_schedule=SCHEDULE, epoch_transitions_only=True)
+    trainer = pl.Trainer(
+        **fit_kwargs(tmp_path, max_epochs=6, enable_checkpointing=True),
+        callbacks=[scheduler, FTSCheckpoint(monitor="val_loss", dirpath=tmp_path / "ck")],
+    )
+    trainer.fit(ImprovingLoss(), ckpt_path=str(tmp_path / "ck" / "last.ckpt"))
+    assert scheduler.curr_depth == 2 and trainer.current_epoch == 6
