@@ -14,26 +14,40 @@ import attrs
 
 @attrs.frozen
 class NameIndex:
-    """The model's names prepared for matching: registration order, and bucketed by prefix for fast regexes.
+    """The model's names prepared for matching: a set for exact names, prefix buckets for fast regexes.
 
     Attributes:
         names: canonical names in registration order.
-        order: each name's position in ``names``.
+        members: the same names as a set, for exact-name lookups.
     """
 
     names: tuple[str, ...]
-    order: Mapping[str, int]
-    # A memo of by_prefix(): it only caches a function of `names`, so the record stays observably immutable.
+    members: frozenset[str]
+    # Memos of `order` and by_prefix(): they only cache functions of `names`, so the record stays observably
+    # immutable, and schedules of exact names (the implicit schedule) never pay for them.
+    _memo: dict[str, dict[str, int]] = attrs.field(factory=dict, init=False, eq=False, repr=False)
     _buckets: dict[int, dict[str, list[str]]] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     @classmethod
     def build(cls, names: tuple[str, ...]) -> NameIndex:
         """Index names in O(n).
 
+        >>> "b" in NameIndex.build(("a", "b")).members
+        True
+        """
+        return cls(names, frozenset(names))
+
+    @property
+    def order(self) -> Mapping[str, int]:
+        """Each name's position in ``names`` (computed on first use).
+
         >>> NameIndex.build(("a", "b")).order["b"]
         1
         """
-        return cls(names, {name: i for i, name in enumerate(names)})
+        order = self._memo.get("order")
+        if order is None:
+            order = self._memo["order"] = {name: i for i, name in enumerate(self.names)}
+        return order
 
     def by_prefix(self, length: int) -> dict[str, list[str]]:
         """Names grouped by their first ``length`` characters (computed once per length, then cached)."""
@@ -49,8 +63,32 @@ class NameIndex:
 _META = frozenset("\\[](){}*+?|^$")
 
 
+# An escape, or a character set (a `]` right after `[` or `[^` is a literal, as `re` reads it).
+_ESCAPES_AND_SETS = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]])*\]", re.DOTALL)
+
+
+def _branches_at_top(pattern: str) -> bool:
+    """Whether ``pattern`` has a ``|`` outside any group: then its matches share no prefix (``head|classifier``).
+
+    Escapes and character sets are dropped first, so ``a\\|b`` and ``a[|]b`` have none.
+
+    >>> _branches_at_top("head|classifier.*"), _branches_at_top("layers.(0|1).*"), _branches_at_top("a[|]b")
+    (True, False, False)
+    >>> _branches_at_top("x[](]|b"), _branches_at_top("x[^]|]b")
+    (True, False)
+    """
+    depth = 0
+    for char in _ESCAPES_AND_SETS.sub("", pattern):
+        depth += (char == "(") - (char == ")")
+        if char == "|" and depth == 0:
+            return True
+    return False
+
+
 def _literal_prefix_length(pattern: str) -> int:
     """How many leading characters of ``pattern`` match exactly one character each (literals or ``.``)."""
+    if _branches_at_top(pattern):
+        return 0
     for i, char in enumerate(pattern):
         quantified = i + 1 < len(pattern) and pattern[i + 1] in "*+?{"
         if char in _META or quantified:
@@ -73,14 +111,10 @@ def regex_matches(pattern: re.Pattern[str], index: NameIndex) -> list[str]:
         return [name for name in index.names if pattern.match(name)]
     head = re.compile(pattern.pattern[:length])
     # Names shorter than the prefix cannot match: each prefix character consumes exactly one name character.
-    found = [
-        name
-        for key, group in index.by_prefix(length).items()
-        if len(key) == length and head.fullmatch(key)
-        for name in group
-        if pattern.match(name)
-    ]
-    return sorted(found, key=index.order.__getitem__)
+    groups = [group for key, group in index.by_prefix(length).items() if len(key) == length and head.fullmatch(key)]
+    found = [name for group in groups for name in group if pattern.match(name)]
+    # Each group is in registration order already; only names gathered from several groups need sorting.
+    return found if len(groups) < 2 else sorted(found, key=index.order.__getitem__)
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str] | str:
@@ -108,9 +142,11 @@ def _strict_variant(pattern: str) -> str:
             i += 2
             continue
         depth = _track_brackets(char, depth)
-        ends_digit_run = char.isdigit() and not (i + 1 < len(pattern) and pattern[i + 1].isdigit())
-        quantified = i + 1 < len(pattern) and pattern[i + 1] in "*+?{"
-        if ends_digit_run and not quantified and not any(depth.values()):
+        follows = pattern[i + 1 : i + 2]
+        # The number ends here unless a digit, a quantifier, or what may itself match a digit ([...], (...), \d)
+        # comes next: `layers.1[0-9]` asks for 10-19 on purpose, `layers.1.` gets 10-19 by accident.
+        ends_number = char.isdigit() and (follows == "" or follows not in "0123456789*+?{[(\\")
+        if ends_number and not any(depth.values()):
             out.append(r"(?!\d)")
         i += 1
     return "".join(out)
@@ -132,6 +168,8 @@ def overmatched(pattern: re.Pattern[str], matched: list[str]) -> list[str]:
     >>> overmatched(re.compile("blocks.1.*"), ["blocks.1.w", "blocks.10.w", "blocks.12.b"])
     ['blocks.10.w', 'blocks.12.b']
     >>> overmatched(re.compile("layer.{0,11}.w"), ["layer.3.w"])
+    []
+    >>> overmatched(re.compile("blocks.1[0-9].*"), ["blocks.10.w", "blocks.19.b"])
     []
     """
     try:

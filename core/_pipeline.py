@@ -7,7 +7,7 @@ from typing import Any
 
 from returns.result import Failure, Result, Success
 
-from ._diagnostics import Diagnostics, errors_only
+from ._diagnostics import Diagnostic, Diagnostics, errors_only
 from ._records import ParamInventory, ResolvedSchedule, ValidationOptions
 from ._structure import as_raw, structure_leniently
 from ._validate import diagnose
@@ -38,10 +38,14 @@ def resolve_schedule(
     if not errors_only(structural):
         return Success(outcome) if isinstance(outcome, ResolvedSchedule) else Failure(outcome)
     broken = _phases_with_errors(structural)
-    # An unreadable phase is "empty" only because it could not be read: do not report that twice.
-    later = () if isinstance(outcome, ResolvedSchedule) else outcome
-    kept = tuple(d for d in later if not (d.code == "empty-phase" and d.location.phase in broken))
+    later = outcome.warnings if isinstance(outcome, ResolvedSchedule) else outcome
+    kept = tuple(d for d in later if not _redundant(d, broken))
     return Failure(_merge(structural, kept))
+
+
+def _redundant(diagnostic: Diagnostic, broken: set[int | None]) -> bool:
+    """An unreadable phase (or schedule) is "empty" only because it could not be read: do not report that twice."""
+    return diagnostic.code in ("empty-phase", "schedule-empty") and diagnostic.location.phase in broken
 
 
 def _merge(first: Diagnostics, second: Diagnostics) -> Diagnostics:

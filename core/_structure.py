@@ -120,14 +120,16 @@ def _in_key_order(problems: list[Diagnostic], raw: Mapping[Any, Any]) -> Diagnos
     return tuple(sorted(problems, key=lambda d: order.get(d.location.key, -1)))
 
 
-def _phase_keys(data: Mapping[Any, Any]) -> tuple[dict[int, Any], Diagnostics]:
+def _phase_keys(data: Mapping[Any, Any], source: SourceMap) -> tuple[dict[int, Any], Diagnostics]:
     phases: dict[int, Any] = {}
     problems: list[Diagnostic] = []
     for key, value in data.items():
         index = phase_index(key)
         if index is None:
             hint = "phase keys are the integers 0, 1, 2, ... (written as numbers or quoted digits)"
-            problems.append(error("phase-key-not-int", f"phase key {key!r} is not an integer", Location(), hint))
+            found = error("phase-key-not-int", f"phase key {key!r} is not an integer", Location(), hint)
+            # A Location cannot name a key that is no phase index: cite the key's own line, not the file's top.
+            problems.append(attrs.evolve(found, position=source.positions.get((key,))))
         elif index in phases:
             problems.append(error("phase-key-duplicate", f"phase {index} is given twice", Location(index)))
         else:
@@ -168,7 +170,7 @@ def structure_leniently(raw: RawSchedule) -> tuple[Schedule, Diagnostics]:
     if not isinstance(raw.data, Mapping) or not raw.data:
         message = f"a schedule must be a non-empty mapping of phase index to phase, got {raw.data!r:.60}"
         return Schedule((), raw.source), locate((error("schedule-not-mapping", message),), raw.source)
-    by_index, problems = _phase_keys(raw.data)
+    by_index, problems = _phase_keys(raw.data, raw.source)
     problems += _contiguity(list(by_index))
     conv = make_converter()
     phases: list[Phase] = []

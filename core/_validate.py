@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import attrs
 from returns.result import Failure, Result, Success
@@ -25,12 +25,13 @@ from ._records import (
 from ._structure import locate
 
 _EXAMPLES = 5
+_ONE_PHASE = "each parameter must belong to exactly one phase"
 _PL_LRS_KEYS = frozenset({"interval", "frequency", "name", "monitor", "strict", "reduce_on_plateau", "opt_idx"})
 
 
 @attrs.frozen
 class _Matched:
-    """What one ``params`` entry resolved to."""
+    """What one ``params`` entry that is not a parameter's exact name resolved to."""
 
     where: Location
     names: tuple[str, ...]
@@ -69,9 +70,9 @@ def _match_regex(entry: str, where: Location, index: NameIndex) -> _Matched:
     return _Matched(where, tuple(found), _overmatch_warning(pattern, found, where))
 
 
-def match_entry(entry: str, where: Location, index: NameIndex, aliases: dict[str, str]) -> _Matched:
+def match_entry(entry: str, where: Location, index: NameIndex, aliases: Mapping[str, str]) -> _Matched:
     """Resolve one ``params`` entry: an exact name, a shared-parameter alias (pruned), or a regex."""
-    if entry in index.order:
+    if entry in index.members:
         return _Matched(where, (entry,))
     if entry in aliases:
         message = f"{entry!r} is a shared (tied) parameter; it is thawed with its registered name {aliases[entry]!r}"
@@ -79,60 +80,114 @@ def match_entry(entry: str, where: Location, index: NameIndex, aliases: dict[str
     return _match_regex(entry, where, index)
 
 
-def _phase_entries(phases: tuple[Phase, ...], index: NameIndex, aliases: dict[str, str]) -> list[list[_Matched]]:
-    return [
-        [match_entry(entry, Location(p, "params", i), index, aliases) for i, entry in enumerate(phase.params)]
-        for p, phase in enumerate(phases)
-    ]
+@attrs.define
+class _Thawing:
+    """Which phase first thaws each name, and what else happened while resolving the entries.
+
+    A private accumulator, filled by one call of :func:`_thawing` and never seen outside this module.
+
+    Attributes:
+        owner: the phase that first thaws each name (a bare index: no allocation per parameter).
+        again: ``(name, phase, entry index)`` for each entry of a later phase that thaws a name once more.
+        problems: what resolving the entries found (no-match, invalid regex, pruned aliases...).
+    """
+
+    owner: dict[str, int] = attrs.field(factory=dict)
+    again: list[tuple[str, int, int]] = attrs.field(factory=list)
+    problems: list[Diagnostic] = attrs.field(factory=list)
 
 
-def _disjointness(entries: list[list[_Matched]]) -> Diagnostics:
+def _thawing(phases: tuple[Phase, ...], index: NameIndex, aliases: Mapping[str, str]) -> _Thawing:
+    """Resolve every entry: through :func:`_exact_names` when it can, else entry by entry."""
+    exact = _exact_names(phases, index)
+    return exact if exact is not None else _entry_by_entry(phases, index, aliases)
+
+
+def _exact_names(phases: tuple[Phase, ...], index: NameIndex) -> _Thawing | None:
+    """The fast path for schedules of distinct exact names (generated ones): one dict, one subset test in C."""
+    owner = {entry: p for p, phase in enumerate(phases) for entry in phase.params}
+    if len(owner) < sum(len(phase.params) for phase in phases) or not owner.keys() <= index.members:
+        return None  # a name given twice, or an entry that is a regex, an alias or a mistake
+    return _Thawing(owner)
+
+
+def _entry_by_entry(phases: tuple[Phase, ...], index: NameIndex, aliases: Mapping[str, str]) -> _Thawing:
+    """Resolve entries one by one: O(1) per exact name, the slow path only for regexes and strangers."""
+    found = _Thawing()
+    members, owner, again = index.members, found.owner, found.again
+    for p, phase in enumerate(phases):
+        for i, entry in enumerate(phase.params):
+            if entry not in members:
+                _thaw_matches(match_entry(entry, Location(p, "params", i), index, aliases), p, i, found)
+            elif owner.setdefault(entry, p) != p:
+                again.append((entry, p, i))
+    return found
+
+
+def _thaw_matches(matched: _Matched, p: int, i: int, found: _Thawing) -> None:
+    for name in matched.names:
+        if found.owner.setdefault(name, p) != p:
+            found.again.append((name, p, i))
+    found.problems.extend(matched.problems)
+
+
+def _first_entries(phase: Phase, index: NameIndex, aliases: Mapping[str, str]) -> dict[str, int]:
+    """For each name ``phase`` thaws, the first of its entries that does (asked only of phases that overlap)."""
+    first: dict[str, int] = {}
+    for i, entry in enumerate(phase.params):
+        for name in match_entry(entry, Location(), index, aliases).names:
+            first.setdefault(name, i)
+    return first
+
+
+def _disjointness(
+    phases: tuple[Phase, ...], found: _Thawing, index: NameIndex, aliases: Mapping[str, str]
+) -> Diagnostics:
     """Each parameter may be thawed by one phase only; report overlaps once per pair of entries."""
-    owner: dict[str, Location] = {}
     clashes: dict[tuple[Location, Location], list[str]] = {}
-    for phase in entries:
-        in_phase: set[str] = set()
-        for matched in phase:
-            for name in matched.names:
-                first = owner.setdefault(name, matched.where)
-                if first.phase != matched.where.phase and name not in in_phase:
-                    clashes.setdefault((first, matched.where), []).append(name)
-            in_phase.update(matched.names)
+    reported: set[tuple[str, int]] = set()
+    entries: dict[int, dict[str, int]] = {}  # the first entries of the phases that own a clashing name
+    for name, p, i in found.again:
+        if (name, p) not in reported:  # a later entry of the same phase repeats the same overlap
+            reported.add((name, p))
+            q = found.owner[name]
+            first = entries.get(q) or entries.setdefault(q, _first_entries(phases[q], index, aliases))
+            clashes.setdefault((Location(q, "params", first[name]), Location(p, "params", i)), []).append(name)
     return tuple(
-        error(
-            "param-in-several-phases",
-            f"{_preview(names)} also thawed by {first}",
-            where,
-            "each parameter must belong to exactly one phase",
-        )
+        error("param-in-several-phases", f"{_preview(names)} also thawed by {first}", where, _ONE_PHASE)
         for (first, where), names in clashes.items()
     )
 
 
-def _resolved_names(phase: list[_Matched], index: NameIndex) -> tuple[str, ...]:
-    unique = {name for matched in phase for name in matched.names}
-    return tuple(sorted(unique, key=index.order.__getitem__))
+def _by_phase(names: tuple[str, ...], found: _Thawing, count: int) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:
+    """Each phase's names in registration order, and the names no phase thaws: one pass over the model."""
+    phases: list[list[str]] = [[] for _ in range(count)]
+    unscheduled: list[str] = []
+    owner = found.owner
+    for name in names:
+        where = owner.get(name)
+        if where is None:
+            unscheduled.append(name)
+        else:
+            phases[where].append(name)
+    return [tuple(phase) for phase in phases], tuple(unscheduled)
 
 
 def _check_epochs(phases: tuple[Phase, ...], options: ValidationOptions) -> Iterator[Diagnostic]:
     watermark = -1
     for p, phase in enumerate(phases):
         mte = phase.max_transition_epoch
-        where = Location(p, "max_transition_epoch")
         if mte < -1:
+            where = Location(p, "max_transition_epoch")
             yield error("invalid-max-transition-epoch", f"must be -1 (no epoch limit) or >= 0, got {mte}", where)
         if options.epoch_transitions_only and mte < 0:
             hint = "give every phase a max_transition_epoch, or unset epoch_transitions_only"
-            yield error(
-                "missing-max-transition-epoch",
-                "epoch_transitions_only needs an epoch on every phase",
-                Location(p),
-                hint,
-            )
-        if p > 0 and 0 <= mte <= watermark:
+            message = "epoch_transitions_only needs an epoch on every phase"
+            yield error("missing-max-transition-epoch", message, Location(p), hint)
+        if 0 <= mte <= watermark and p > 0:
             message = f"{mte} is not after an earlier phase's {watermark}: the phase may run a single epoch"
-            yield warning("max-transition-epoch-not-increasing", message, where)
-        watermark = max(watermark, mte)
+            yield warning("max-transition-epoch-not-increasing", message, Location(p, "max_transition_epoch"))
+        watermark = mte if mte > watermark else watermark
 
 
 def _check_lr(p: int, phase: Phase) -> Iterator[Diagnostic]:
@@ -182,8 +237,10 @@ def _check_phase_fields(phases: tuple[Phase, ...]) -> Iterator[Diagnostic]:
                 Location(p, "params"),
                 "list parameter names or regexes under `params`, or remove the phase",
             )
-        yield from _check_lr(p, phase)
-        yield from _check_reinit(p, phase)
+        if phase.lr is not None:
+            yield from _check_lr(p, phase)
+        if phase.new_optimizer is not None or phase.new_lr_scheduler is not None:
+            yield from _check_reinit(p, phase)
 
 
 def _check_options(options: ValidationOptions, phase_count: int) -> Iterator[Diagnostic]:
@@ -195,11 +252,6 @@ def _check_options(options: ValidationOptions, phase_count: int) -> Iterator[Dia
         yield error("schedule-empty", "the schedule has no phases")
 
 
-def _never_thawed(names: tuple[str, ...], resolved: list[tuple[str, ...]]) -> tuple[str, ...]:
-    scheduled = {name for phase in resolved for name in phase}
-    return tuple(name for name in names if name not in scheduled)
-
-
 def _unscheduled(left: tuple[str, ...], policy: UnscheduledPolicy) -> Diagnostics:
     if not left or policy is UnscheduledPolicy.IGNORE:
         return ()
@@ -209,47 +261,45 @@ def _unscheduled(left: tuple[str, ...], policy: UnscheduledPolicy) -> Diagnostic
     return (make("unscheduled-params", message, Location(), hint),)
 
 
-def _phase_lr(p: int, phase: Phase, options: ValidationOptions) -> float | None:
-    if p == 0:
-        return None  # phase 0 trains with the optimizer's own learning rate
-    return options.base_max_lr if phase.lr is None else phase.lr
+def _phase_lrs(phases: tuple[Phase, ...], options: ValidationOptions) -> list[float | None]:
+    # Phase 0 trains with the optimizer's own learning rate; later phases default to base_max_lr.
+    base = options.base_max_lr
+    return [None if p == 0 else base if phase.lr is None else phase.lr for p, phase in enumerate(phases)]
 
 
-def _resolve(schedule: Schedule, names: list[tuple[str, ...]], options: ValidationOptions) -> ResolvedSchedule:
+def _resolve(
+    schedule: Schedule, names: list[tuple[str, ...]], options: ValidationOptions, unscheduled: tuple[str, ...]
+) -> ResolvedSchedule:
     last = len(schedule.phases) - 1
     max_depth = last if options.max_depth == -1 else min(options.max_depth, last)
     phases = tuple(
-        ResolvedPhase(
-            names[p],
-            phase.max_transition_epoch,
-            _phase_lr(p, phase, options),
-            phase.new_optimizer,
-            phase.new_lr_scheduler,
-        )
-        for p, phase in enumerate(schedule.phases)
+        ResolvedPhase(thawed, phase.max_transition_epoch, lr, phase.new_optimizer, phase.new_lr_scheduler)
+        for thawed, phase, lr in zip(names, schedule.phases, _phase_lrs(schedule.phases, options), strict=True)
     )
     watermark = max((phase.max_transition_epoch for phase in schedule.phases), default=-1)
-    return ResolvedSchedule(phases, max_depth, watermark, (), (), schedule)
+    return ResolvedSchedule(phases, max_depth, watermark, unscheduled, (), schedule)
 
 
 def diagnose(
     schedule: Schedule, inventory: ParamInventory, options: ValidationOptions
 ) -> ResolvedSchedule | Diagnostics:
-    """Run every check; the resolved schedule (warnings attached) if nothing is an error, else all diagnostics."""
+    """Run every check; the resolved schedule (warnings attached) if nothing is an error, else all diagnostics.
+
+    Linear in the number of parameters and entries: exact names cost a set lookup, and regexes search only the
+    names that share their literal prefix.
+    """
     index = NameIndex.build(inventory.names)
-    entries = _phase_entries(schedule.phases, index, dict(inventory.aliases))
-    names = [_resolved_names(phase, index) for phase in entries]
-    unscheduled = _never_thawed(inventory.names, names)
-    found: list[Diagnostic] = [d for phase in entries for matched in phase for d in matched.problems]
-    found += _disjointness(entries)
-    found += _check_phase_fields(schedule.phases)
-    found += _check_epochs(schedule.phases, options)
-    found += _check_options(options, len(schedule.phases))
-    found += _unscheduled(unscheduled, options.unscheduled)
-    diagnostics = locate(tuple(sorted(found, key=_reading_order)), schedule.source)
+    found = _thawing(schedule.phases, index, inventory.aliases)
+    names, unscheduled = _by_phase(inventory.names, found, len(schedule.phases))
+    problems: list[Diagnostic] = [*found.problems, *_disjointness(schedule.phases, found, index, inventory.aliases)]
+    problems += _check_phase_fields(schedule.phases)
+    problems += _check_epochs(schedule.phases, options)
+    problems += _check_options(options, len(schedule.phases))
+    problems += _unscheduled(unscheduled, options.unscheduled)
+    diagnostics = locate(tuple(sorted(problems, key=_reading_order)), schedule.source)
     if errors_only(diagnostics):
         return diagnostics
-    return attrs.evolve(_resolve(schedule, names, options), unscheduled=unscheduled, warnings=diagnostics)
+    return attrs.evolve(_resolve(schedule, names, options, unscheduled), warnings=diagnostics)
 
 
 def validate(

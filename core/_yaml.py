@@ -5,6 +5,7 @@ Parsing text is pure; reading and writing files is the shell's job.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,17 +31,20 @@ class RawSchedule:
     source: SourceMap = attrs.field(factory=SourceMap)
 
 
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")  # ASCII digits only: "¹" is a digit to str.isdigit, not to int()
+
+
 def phase_index(key: object) -> int | None:
     """The phase index a top-level key stands for: ints, and strings of digits (Hydra writes those).
 
-    >>> phase_index("2"), phase_index(2), phase_index(True), phase_index("x"), phase_index(1.5)
-    (2, 2, None, None, None)
+    >>> phase_index("2"), phase_index(2), phase_index(True), phase_index("x"), phase_index(1.5), phase_index("¹")
+    (2, 2, None, None, None, None)
     """
     if isinstance(key, bool):
         return None
     if isinstance(key, int):
         return key
-    if isinstance(key, str) and key.strip().lstrip("+-").isdigit():
+    if isinstance(key, str) and _INTEGER.fullmatch(key):
         return int(key)
     return None
 
@@ -71,17 +75,34 @@ def _normalise(key: Any, depth: int) -> Key:
     return key if isinstance(key, int | str) else str(key)
 
 
-def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: tuple[Key, ...]) -> Iterator[tuple[tuple[Key, ...], Any]]:
-    """Yield ``(path, node)`` for every node below ``node``, mapping entries positioned at their key."""
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _entries(loader: yaml.SafeLoader, node: yaml.Node, depth: int) -> Iterator[tuple[Key, yaml.Node, yaml.Node]]:
+    """``(key, node to position the entry at, value node)`` for each entry of a mapping or a sequence."""
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = _normalise(loader.construct_object(key_node, deep=True), len(path))
-            yield (*path, key), key_node
-            yield from _walk(loader, value_node, (*path, key))
+            if key_node.tag != _MERGE_TAG:  # keys a merge (`<<: *base`) brings in are not written here
+                yield _normalise(loader.construct_object(key_node, deep=True), depth), key_node, value_node
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            yield (*path, i), item
-            yield from _walk(loader, item, (*path, i))
+            yield i, item, item
+
+
+def _walk(
+    loader: yaml.SafeLoader, node: yaml.Node, path: tuple[Key, ...], visited: set[int]
+) -> Iterator[tuple[tuple[Key, ...], Any]]:
+    """Yield ``(path, node)`` for every node below ``node``, mapping entries positioned at their key.
+
+    A node reached again through an alias is not walked again: what lies below an alias is cited at the alias,
+    a recursive alias ends, and a chain of aliases cannot make the walk exponential.
+    """
+    if id(node) in visited:
+        return
+    visited.add(id(node))
+    for key, marker, value in _entries(loader, node, len(path)):
+        yield (*path, key), marker
+        yield from _walk(loader, value, (*path, key), visited)
 
 
 def _positions_and_duplicates(
@@ -89,7 +110,7 @@ def _positions_and_duplicates(
 ) -> tuple[dict[tuple[Key, ...], Position], Diagnostics]:
     positions: dict[tuple[Key, ...], Position] = {(): Position(1, 1)}
     duplicated: dict[tuple[Key, ...], Diagnostic] = {}
-    for path, node in _walk(loader, root, ()):
+    for path, node in _walk(loader, root, (), set()):
         here = _position(node.start_mark)
         if here is None or any(path[:end] in duplicated for end in range(len(path))):
             continue  # the children of a duplicated key would only repeat the same report
@@ -113,6 +134,21 @@ def _syntax_error(exc: yaml.YAMLError, file: str | None) -> Diagnostic:
     return attrs.evolve(found, position=_position(mark), source=file)
 
 
+def _unreadable(exc: yaml.reader.ReaderError, text: str, file: str | None) -> Diagnostic:
+    """The reader refuses control characters before parsing starts, citing an offset: turn it into a position."""
+    line_start = text.rfind("\n", 0, exc.position) + 1
+    where = Position(text.count("\n", 0, exc.position) + 1, exc.position - line_start + 1)
+    message = f"not valid YAML: character #x{exc.character:04x} is not allowed"
+    found = error("yaml-syntax", message, hint="remove the control character (a stray byte from a copy and paste?)")
+    return attrs.evolve(found, position=where, source=file)
+
+
+def _too_deep(file: str | None) -> Diagnostic:
+    hint = "a schedule needs a few levels of nesting, not hundreds"
+    found = error("yaml-syntax", "not valid YAML: nested too deeply", hint=hint)
+    return attrs.evolve(found, source=file)
+
+
 def parse_yaml(text: str, file: str | None = None) -> Result[RawSchedule, Diagnostics]:
     """Parse YAML text safely, keeping node positions; duplicate keys at any depth are errors.
 
@@ -121,20 +157,30 @@ def parse_yaml(text: str, file: str | None = None) -> Result[RawSchedule, Diagno
     >>> [d.code for d in parse_yaml("0: {lr: 1}\\n0: {lr: 2}\\n").failure()]
     ['duplicate-key']
     """
-    loader = yaml.SafeLoader(text)
     try:
-        root = loader.get_single_node()
-        if root is None:
-            return Success(RawSchedule(None, SourceMap(file)))
-        data = loader.construct_document(root)
-        positions, duplicates = _positions_and_duplicates(loader, root, file)
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        return Failure((_unreadable(exc, text, file),))
+    try:
+        return _load(loader, file)
     except yaml.YAMLError as exc:
         return Failure((_syntax_error(exc, file),))
+    except RecursionError:  # PyYAML composes nested collections recursively
+        return Failure((_too_deep(file),))
     finally:
         loader.dispose()
+
+
+def _load(loader: yaml.SafeLoader, file: str | None) -> Result[RawSchedule, Diagnostics]:
+    root = loader.get_single_node()
+    if root is None:
+        return Success(RawSchedule(None, SourceMap(file)))
+    # Positions first: constructing the document flattens merge keys into the nodes, which would make a key that
+    # overrides a merged one look like a duplicate.
+    positions, duplicates = _positions_and_duplicates(loader, root, file)
     if duplicates:
         return Failure(duplicates)
-    return Success(RawSchedule(data, SourceMap(file, positions)))
+    return Success(RawSchedule(loader.construct_document(root), SourceMap(file, positions)))
 
 
 def schedule_to_data(schedule: Schedule) -> dict[int, Any]:

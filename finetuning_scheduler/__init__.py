@@ -21,18 +21,24 @@ if (_CHECKOUT / "core" / "_records.py").is_file() and (_CHECKOUT / "pyproject.to
 
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "EpochTrace": "finetuning_scheduler.shell.driver",
     "FTSCheckpoint": "finetuning_scheduler.shell._callbacks",
     "FTSEarlyStopping": "finetuning_scheduler.shell._callbacks",
     "FinetuningScheduler": "finetuning_scheduler.shell._fts",
+    "ScheduleDriver": "finetuning_scheduler.shell.driver",
+    "ScheduleError": "finetuning_scheduler.shell.driver",
     "ScheduleValidationError": "finetuning_scheduler.shell._fts",
     "StrategyAdapter": "finetuning_scheduler.shell._strategy_adapter",
     "TransitionRecord": "finetuning_scheduler.shell._fts",
 }
 
 __all__ = [
+    "EpochTrace",
     "FTSCheckpoint",
     "FTSEarlyStopping",
     "FinetuningScheduler",
+    "ScheduleDriver",
+    "ScheduleError",
     "ScheduleValidationError",
     "StrategyAdapter",
     "TransitionRecord",
@@ -56,3 +62,4 @@ if TYPE_CHECKING:
     from finetuning_scheduler.shell._callbacks import FTSCheckpoint, FTSEarlyStopping
     from finetuning_scheduler.shell._fts import FinetuningScheduler, ScheduleValidationError, TransitionRecord
     from finetuning_scheduler.shell._strategy_adapter import StrategyAdapter
+    from finetuning_scheduler.shell.driver import EpochTrace, ScheduleDriver, ScheduleError

@@ -84,14 +84,17 @@ class FTSEarlyStopping(EarlyStopping):
         self.wait_count = 0
 
     def state_dict(self) -> dict[str, Any]:
-        """Lightning's early-stopping state plus the phase flags, so a resumed fit decides as the original did."""
-        return {**super().state_dict(), "es_phase_complete": self.es_phase_complete, "final_phase": self.final_phase}
+        """Lightning's early-stopping state plus the phase signal, so a resumed fit decides as the original did.
+
+        ``final_phase`` is not saved: it follows from the depth and the (possibly different) ``max_depth`` of the
+        resumed fit, and the scheduler sets it.
+        """
+        return {**super().state_dict(), "es_phase_complete": self.es_phase_complete}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore Lightning's state and the phase flags."""
+        """Restore Lightning's state and the phase signal."""
         super().load_state_dict(state_dict)
         self.es_phase_complete = bool(state_dict.get("es_phase_complete", False))
-        self.final_phase = bool(state_dict.get("final_phase", False))
 
 
 class FTSCheckpoint(ModelCheckpoint):

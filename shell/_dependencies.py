@@ -8,7 +8,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch import Callback, Trainer
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint, EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
@@ -73,8 +73,17 @@ def _ensure(trainer: Trainer, twin_cls: type, base: type, fts: FinetuningSchedul
         f"settings (monitor='{_DEFAULT_MONITOR}')."
     )
     added = twin_cls(monitor=_DEFAULT_MONITOR)
-    trainer.callbacks.append(added)
+    trainer.callbacks.insert(_before_checkpoints(trainer), added)
     added.setup(trainer, fts.pl_module, "fit")
+
+
+def _before_checkpoints(trainer: Trainer) -> int:
+    """Where a new callback goes: before the checkpoint callbacks, which Lightning keeps last so that a checkpoint
+    saves the state the other callbacks reached in the same hook (early stopping's decision, say)."""
+    for index, callback in enumerate(trainer.callbacks):
+        if isinstance(callback, Checkpoint):
+            return index
+    return len(trainer.callbacks)
 
 
 def _prune_early_stopping(trainer: Trainer) -> None:

@@ -66,31 +66,39 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _dist_specs(dist: importlib.metadata.Distribution, group: str) -> tuple[AdapterSpec, ...]:
-    name, version = dist.metadata["Name"], dist.version
-    return tuple(AdapterSpec(ep.name.lower(), ep.value, name, version) for ep in dist.entry_points.select(group=group))
+def _identity(dist: importlib.metadata.Distribution) -> tuple[str, str]:
+    try:
+        return str(dist.metadata["Name"] or "?"), str(dist.version or "?")
+    except Exception:  # unreadable METADATA: still worth a warning that says where
+        return f"at {getattr(dist, '_path', '?')}", "?"
 
 
 def scan_entry_points(group: str = ENTRY_POINT_GROUP) -> tuple[tuple[AdapterSpec, ...], Diagnostics]:
-    """Every entry point of ``group`` as data (nothing imported), sorted and de-duplicated, and the distributions
-    whose metadata could not be read.
+    """Every entry point of ``group`` as data (nothing imported), sorted and de-duplicated, and a warning for each
+    distribution whose entry points could not be read.
 
-    A distribution installed twice counts once, the first on ``sys.path`` (as ``importlib.metadata`` does).
+    Distributions are read one by one, so one broken distribution cannot hide the others (as it would with
+    ``importlib.metadata.entry_points()``). A distribution installed twice counts once, the first on ``sys.path``.
     """
     specs: set[AdapterSpec] = set()
     problems: list[Diagnostic] = []
     seen: set[str] = set()
     for dist in importlib.metadata.distributions():
+        name, version = _identity(dist)
+        if _normalized(name) in seen:
+            continue
+        seen.add(_normalized(name))
         try:
-            name = dist.metadata["Name"] or ""
-            if _normalized(name) in seen:
-                continue
-            seen.add(_normalized(name))
-            specs.update(_dist_specs(dist, group))
+            specs.update(
+                AdapterSpec(ep.name.lower(), ep.value, name, version) for ep in dist.entry_points.select(group=group)
+            )
         except Exception as exc:  # a broken installed distribution must not stop anyone's training
-            where = getattr(dist, "_path", "an installed distribution")
-            message = f"the entry points of {where} could not be read: {type(exc).__name__}: {exc}"
-            problems.append(warning("adapter-metadata-unreadable", message, hint="reinstall or remove it"))
+            message = (
+                f"the entry points of distribution {name} {version} could not be read: {type(exc).__name__}: {exc}"
+            )
+            problems.append(
+                warning("adapter-metadata-unreadable", message, hint="reinstall or remove that distribution")
+            )
     ordered = sorted(specs, key=lambda s: (s.name, s.distribution or "", s.version or "", s.value))
     return tuple(ordered), tuple(problems)
 

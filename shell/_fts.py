@@ -44,6 +44,7 @@ from finetuning_scheduler.core import (
 
 from ._callbacks import FTSCheckpoint, FTSEarlyStopping
 from ._dependencies import configure_callback_dependencies
+from ._discovery import make_adapter, strategy_flag_of
 from ._strategy_adapter import StrategyAdapter
 from .schedule_files import read_schedule, write_schedule
 from .torch_helpers import (
@@ -58,18 +59,6 @@ from .torch_helpers import (
 
 log = logging.getLogger("lightning.pytorch.callbacks.finetuning_scheduler")
 
-SUPPORTED_STRATEGY_FLAGS = (
-    "ddp",
-    "ddp_find_unused_parameters_false",
-    "ddp_find_unused_parameters_true",
-    "ddp_spawn",
-    "ddp_fork",
-    "ddp_notebook",
-    "single_device",
-    "fsdp",
-    "fsdp_cpu_offload",
-    "modelparallelstrategy",
-)
 SUPPORTED_LR_SCHEDULERS = (
     torch.optim.lr_scheduler.LambdaLR,
     torch.optim.lr_scheduler.MultiplicativeLR,
@@ -257,9 +246,11 @@ class FinetuningScheduler(Callback):
         self.strategy_adapter.on_before_init_fts()
         self.resolved = self._load_and_validate()
         self.max_depth = self.resolved.max_depth
+        self.ft_schedule = self.ft_schedule_dict()  # as in FTS: the resolved schedule, names expanded
         self._extend_max_epochs(trainer)
         self._state, self._restored, self.transition_history = FitState(), None, []
         self._thaw_phase(0)
+        self._sync_final_phase()
         self.strategy_adapter.on_after_init_fts()
         self._announce_depth()
 
@@ -286,35 +277,19 @@ class FinetuningScheduler(Callback):
 
     def _strategy_flag(self, trainer: Trainer) -> str:
         flag = trainer._accelerator_connector._strategy_flag
-        if not isinstance(flag, str):
-            flag = getattr(flag, "strategy_name", type(flag).__name__.lower())
-        if flag == "auto":
-            strategy = trainer.strategy
-            flag = getattr(strategy, "strategy_name", type(strategy).__name__.lower())
-        return str(flag)
+        return strategy_flag_of(trainer.strategy if flag == "auto" else flag)
 
     def _make_adapter(self, trainer: Trainer) -> StrategyAdapter:
+        """Check the strategy flag, then resolve, load and build its adapter (plugins are only imported if chosen)."""
         flag = self._strategy_flag(trainer)
-        if flag not in SUPPORTED_STRATEGY_FLAGS:
-            if not self.allow_untested:
-                raise MisconfigurationException(
-                    f"The strategy '{flag}' has not been adapted for or tested with FinetuningScheduler. Use one of "
-                    f"{list(SUPPORTED_STRATEGY_FLAGS)}, or pass allow_untested=True to try it anyway."
-                )
-            rank_zero_warn(f"Allowing untested strategy '{flag}' because allow_untested=True.")
-        adapter_cls = self._adapter_class(flag)
-        adapter = adapter_cls(**self.strategy_adapter_cfg)
+        custom = self.custom_strategy_adapters
+        if custom is not None and flag not in custom and "auto" in custom:
+            # Lightning replaces strategy="auto" by a concrete strategy before callbacks run, so an "auto" key (as in
+            # the plugin docs' examples) would never match: it serves as the adapter for any strategy not mapped.
+            custom = {**custom, flag: custom["auto"]}
+        adapter = make_adapter(flag, custom, self.strategy_adapter_cfg, self.allow_untested)
         adapter.connect(self)
         return adapter
-
-    def _adapter_class(self, flag: str) -> type[StrategyAdapter]:
-        if self.custom_strategy_adapters is not None or self.strategy_adapter_cfg:
-            from . import _adapter_selection  # plugin discovery stays lazy: only when adapters are configured
-
-            return _adapter_selection.select_adapter_class(
-                flag, self.custom_strategy_adapters, self.strategy_adapter_cfg
-            )
-        return StrategyAdapter
 
     def _generate_and_exit(self, trainer: Trainer) -> None:
         assert self.strategy_adapter is not None
@@ -329,6 +304,12 @@ class FinetuningScheduler(Callback):
         if es is not None and not self.epoch_transitions_only:
             es.final_phase = False
             es.es_phase_complete = False
+
+    def _sync_final_phase(self) -> None:
+        """Early stopping ends the run only in the final phase; elsewhere it ends the phase."""
+        es = self.early_stopping
+        if es is not None and not self.epoch_transitions_only:
+            es.final_phase = self.depth_remaining == 0
 
     def _load_and_validate(self) -> ResolvedSchedule:
         assert self.strategy_adapter is not None
@@ -531,6 +512,7 @@ class FinetuningScheduler(Callback):
             )
         self._apply_plan(resume_plan(restored, self.resolved), extend=True)
         self._state = restored
+        self._sync_final_phase()
         self._check_against_checkpoint()
         self._info(f"Resumed fine-tuning at phase {restored.depth}.")
         self._announce_depth()
@@ -570,8 +552,7 @@ class FinetuningScheduler(Callback):
         transition = next_transition(self._state, self.resolved, signals)
         if transition is not None:
             self._transition(transition)
-        if es is not None and self.depth_remaining == 0 and not self.epoch_transitions_only:
-            es.final_phase = True
+        self._sync_final_phase()
         self._log_metrics(trainer)
 
     def _transition(self, transition: Transition) -> None:

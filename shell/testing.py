@@ -213,7 +213,9 @@ def _entries_for(names: Sequence[str]) -> st.SearchStrategy[str]:
     """Schedule entries that may or may not fit: exact names, regexes cut from them, and strangers."""
     known = st.sampled_from(names)
     prefix = known.flatmap(lambda name: st.integers(0, len(name)).map(lambda end: name[:end] + ".*"))
-    stranger = st.sampled_from(("missing.weight", "head.*", "layers.1[0-9].*", "(broken", "blocks?\\.2\\..*"))
+    stranger = st.sampled_from(
+        ("missing.weight", "head.*", "layers.1[0-9].*", "(broken", "blocks?\\.2\\..*", "weight$", "attn|mlp")
+    )
     return st.one_of(known, known, prefix, stranger)
 
 

@@ -1,0 +1,76 @@
+"""Strategy adapters: the base class, the built-in adapters and the registry of built-in plus plugin adapters.
+
+A facade: everything is defined in ``finetuning_scheduler.shell`` or ``finetuning_scheduler.adapters_builtin`` and
+re-exported lazily (PEP 562), so importing this module loads nothing heavy until a name is used.
+
+Third-party adapters register under the entry-point group ``finetuning_scheduler.strategy_adapters``; see
+``docs/adapters.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "AdapterError": "finetuning_scheduler.shell._discovery",
+    "AdapterRegistry": "finetuning_scheduler.shell._discovery",
+    "AdapterWarning": "finetuning_scheduler.shell._discovery",
+    "FSDPStrategyAdapter": "finetuning_scheduler.adapters_builtin._fsdp",
+    "ModelParallelStrategyAdapter": "finetuning_scheduler.adapters_builtin._model_parallel",
+    "NameMapAdapterMixin": "finetuning_scheduler.shell._naming",
+    "NameTranslationError": "finetuning_scheduler.shell._naming",
+    "STRATEGY_ADAPTERS": "finetuning_scheduler.shell._discovery",
+    "StrategyAdapter": "finetuning_scheduler.shell._strategy_adapter",
+    "UnwrappedNamesStrategyAdapter": "finetuning_scheduler.adapters_builtin._names",
+    "discover_adapters": "finetuning_scheduler.shell._discovery",
+    "load_adapter": "finetuning_scheduler.shell._discovery",
+    "make_adapter": "finetuning_scheduler.shell._discovery",
+}
+
+__all__ = [
+    "STRATEGY_ADAPTERS",
+    "AdapterError",
+    "AdapterRegistry",
+    "AdapterWarning",
+    "FSDPStrategyAdapter",
+    "ModelParallelStrategyAdapter",
+    "NameMapAdapterMixin",
+    "NameTranslationError",
+    "StrategyAdapter",
+    "UnwrappedNamesStrategyAdapter",
+    "discover_adapters",
+    "load_adapter",
+    "make_adapter",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'finetuning_scheduler.strategy_adapters' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:
+    from finetuning_scheduler.adapters_builtin._fsdp import FSDPStrategyAdapter
+    from finetuning_scheduler.adapters_builtin._model_parallel import ModelParallelStrategyAdapter
+    from finetuning_scheduler.adapters_builtin._names import UnwrappedNamesStrategyAdapter
+    from finetuning_scheduler.shell._discovery import (
+        STRATEGY_ADAPTERS,
+        AdapterError,
+        AdapterRegistry,
+        AdapterWarning,
+        discover_adapters,
+        load_adapter,
+        make_adapter,
+    )
+    from finetuning_scheduler.shell._naming import NameMapAdapterMixin, NameTranslationError
+    from finetuning_scheduler.shell._strategy_adapter import StrategyAdapter
