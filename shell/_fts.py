@@ -383,6 +383,9 @@ class FinetuningScheduler(Callback):
         newly = thaw(self.pl_module, self.module_names(depth))
         if self.frozen_bn_track_running_stats is False:
             self._track_bn_stats(depth)
+        if newly and log.isEnabledFor(logging.DEBUG) and self.strategy_adapter is not None:
+            shown = self.strategy_adapter.logical_param_translation(list(newly))
+            log.debug("Phase %d thawed %d parameter(s): %s", depth, len(newly), ", ".join(shown))
         return newly
 
     def _track_bn_stats(self, depth: int) -> None:
