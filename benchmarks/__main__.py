@@ -43,6 +43,8 @@ def _machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
+        # Other work on the machine inflates timings; the load average says how busy it was.
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -57,12 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = [m.as_row(baselines) for m in found]
     print(_table(rows))
 
+    machine = _machine()
+    print(f"\n{machine['implementation']} {machine['python']}, {machine['cpus']} CPUs, load {machine['load_average']}")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    report = {"benchmark": "core setup cost", "when": stamp, "machine": _machine(), "results": rows}
+    report = {"benchmark": "core setup cost", "when": stamp, "machine": machine, "results": rows}
     RESULTS.mkdir(exist_ok=True)
     for path in (RESULTS / f"setup_cost-{stamp}.json", RESULTS / "setup_cost-latest.json"):
         path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {RESULTS / f'setup_cost-{stamp}.json'} (and setup_cost-latest.json)")
+    print(f"written: {RESULTS / f'setup_cost-{stamp}.json'} (and setup_cost-latest.json)")
     return 0
 
 

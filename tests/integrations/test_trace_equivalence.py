@@ -21,6 +21,12 @@ from lightning.fabric import Fabric
 
 from finetuning_scheduler import FinetuningScheduler, ScheduleDriver
 
+pytestmark = [
+    # Expected: the "crowded" schedule repeats an epoch on purpose, and Lightning announces the final phase's epoch.
+    pytest.mark.filterwarnings("ignore:.*max-transition-epoch-not-increasing"),
+    pytest.mark.filterwarnings("ignore:The final phase has max_transition_epoch"),
+]
+
 plain = load_example("plain_pytorch")
 fabric = load_example("fabric_loop")
 
