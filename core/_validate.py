@@ -6,17 +6,19 @@ import difflib
 import math
 import re
 from collections.abc import Iterator, Mapping
+from itertools import chain, repeat
 
 import attrs
 from returns.result import Failure, Result, Success
 
 from ._diagnostics import Diagnostic, Diagnostics, Location, error, errors_only, warning
+from ._gc import without_collection
 from ._match import NameIndex, compile_pattern, overmatched, regex_matches
 from ._records import (
     LRSchedulerInit,
     ParamInventory,
     Phase,
-    ResolvedPhase,
+    ResolvedPhases,
     ResolvedSchedule,
     Schedule,
     UnscheduledPolicy,
@@ -88,6 +90,7 @@ class _Thawing:
 
     Attributes:
         owner: the phase that first thaws each name (a bare index: no allocation per parameter).
+        by_phase: each phase's names when the entries were all distinct exact names (they are the entries).
         again: ``(name, phase, entry index)`` for each entry of a later phase that thaws a name once more.
         problems: what resolving the entries found (no-match, invalid regex, pruned aliases...).
     """
@@ -95,6 +98,7 @@ class _Thawing:
     owner: dict[str, int] = attrs.field(factory=dict)
     again: list[tuple[str, int, int]] = attrs.field(factory=list)
     problems: list[Diagnostic] = attrs.field(factory=list)
+    by_phase: list[tuple[str, ...]] | None = None  # each phase's names, when known without another pass
 
 
 def _thawing(phases: tuple[Phase, ...], index: NameIndex, aliases: Mapping[str, str]) -> _Thawing:
@@ -105,10 +109,14 @@ def _thawing(phases: tuple[Phase, ...], index: NameIndex, aliases: Mapping[str, 
 
 def _exact_names(phases: tuple[Phase, ...], index: NameIndex) -> _Thawing | None:
     """The fast path for schedules of distinct exact names (generated ones): one dict, one subset test in C."""
-    owner = {entry: p for p, phase in enumerate(phases) for entry in phase.params}
-    if len(owner) < sum(len(phase.params) for phase in phases) or not owner.keys() <= index.members:
+    params = [phase.params for phase in phases]
+    sizes = list(map(len, params))
+    # {entry: its phase}, built by C iterators: large generated schedules have one entry per parameter.
+    phase_of_entry = chain.from_iterable(map(repeat, range(len(sizes)), sizes))
+    owner = dict(zip(chain.from_iterable(params), phase_of_entry, strict=True))
+    if len(owner) < sum(sizes) or not owner.keys() <= index.members:
         return None  # a name given twice, or an entry that is a regex, an alias or a mistake
-    return _Thawing(owner)
+    return _Thawing(owner, by_phase=params)
 
 
 def _entry_by_entry(phases: tuple[Phase, ...], index: NameIndex, aliases: Mapping[str, str]) -> _Thawing:
@@ -160,20 +168,21 @@ def _disjointness(
 
 
 def _by_phase(names: tuple[str, ...], found: _Thawing, count: int) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:
-    """Each phase's names in registration order, and the names no phase thaws: one pass over the model."""
-    phases: list[list[str]] = [[] for _ in range(count)]
-    unscheduled: list[str] = []
+    """Each phase's names in the order its entries list them (a regex's matches in registration order, as FTS
+    expands them), and the names no phase thaws."""
     owner = found.owner
-    for name in names:
-        where = owner.get(name)
-        if where is None:
-            unscheduled.append(name)
-        else:
-            phases[where].append(name)
-    return [tuple(phase) for phase in phases], tuple(unscheduled)
+    unscheduled = () if len(owner) == len(names) else tuple(name for name in names if name not in owner)
+    if found.by_phase is not None:
+        return found.by_phase, unscheduled
+    phases: list[list[str]] = [[] for _ in range(count)]
+    for name, where in owner.items():  # insertion order: entry by entry
+        phases[where].append(name)
+    return [tuple(phase) for phase in phases], unscheduled
 
 
 def _check_epochs(phases: tuple[Phase, ...], options: ValidationOptions) -> Iterator[Diagnostic]:
+    if not options.epoch_transitions_only and all(phase.max_transition_epoch == -1 for phase in phases):
+        return  # nothing to check: no phase has an epoch limit
     watermark = -1
     for p, phase in enumerate(phases):
         mte = phase.max_transition_epoch
@@ -228,7 +237,17 @@ def _check_reinit(p: int, phase: Phase) -> Iterator[Diagnostic]:
         yield from _check_lr_scheduler(p, phase.new_lr_scheduler)
 
 
+def _all_plain(phases: tuple[Phase, ...]) -> bool:
+    """Whether every phase has entries and nothing but entries (generated schedules): no field to check."""
+    return all(
+        phase.params and phase.lr is None and phase.new_optimizer is None and phase.new_lr_scheduler is None
+        for phase in phases
+    )
+
+
 def _check_phase_fields(phases: tuple[Phase, ...]) -> Iterator[Diagnostic]:
+    if _all_plain(phases):
+        return
     for p, phase in enumerate(phases):
         if not phase.params:
             yield error(
@@ -270,16 +289,15 @@ def _phase_lrs(phases: tuple[Phase, ...], options: ValidationOptions) -> list[fl
 def _resolve(
     schedule: Schedule, names: list[tuple[str, ...]], options: ValidationOptions, unscheduled: tuple[str, ...]
 ) -> ResolvedSchedule:
-    last = len(schedule.phases) - 1
+    written = schedule.phases
+    last = len(written) - 1
     max_depth = last if options.max_depth == -1 else min(options.max_depth, last)
-    phases = tuple(
-        ResolvedPhase(thawed, phase.max_transition_epoch, lr, phase.new_optimizer, phase.new_lr_scheduler)
-        for thawed, phase, lr in zip(names, schedule.phases, _phase_lrs(schedule.phases, options), strict=True)
-    )
-    watermark = max((phase.max_transition_epoch for phase in schedule.phases), default=-1)
-    return ResolvedSchedule(phases, max_depth, watermark, unscheduled, (), schedule)
+    epochs = [phase.max_transition_epoch for phase in written]
+    phases = ResolvedPhases(names, epochs, _phase_lrs(written, options), written)
+    return ResolvedSchedule(phases, max_depth, max(epochs, default=-1), unscheduled, (), schedule)
 
 
+@without_collection
 def diagnose(
     schedule: Schedule, inventory: ParamInventory, options: ValidationOptions
 ) -> ResolvedSchedule | Diagnostics:

@@ -265,7 +265,7 @@ class FinetuningScheduler(Callback):
     def _reject_reinit_phases(self, resolved: ResolvedSchedule) -> None:
         reinit = [
             f"phase {depth} › {key}"
-            for depth, phase in enumerate(resolved.phases)
+            for depth, phase in enumerate(resolved.schedule.phases)
             for key in ("new_optimizer", "new_lr_scheduler")
             if getattr(phase, key) is not None
         ]

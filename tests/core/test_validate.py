@@ -298,7 +298,7 @@ def test_a_regex_with_a_quantifier_right_after_the_first_characters() -> None:
 # --- resolution -----------------------------------------------------------------------------------------------
 
 
-def test_the_resolved_schedule_applies_defaults_and_keeps_registration_order() -> None:
+def test_the_resolved_schedule_applies_defaults_and_keeps_the_order_entries_are_written() -> None:
     text = (
         "0:\n  params: [head.bias, head.weight]\n  max_transition_epoch: 2\n"
         "1:\n  params: ['model.layers.1[01].mlp.*', model.norm.weight]\n"
@@ -306,20 +306,20 @@ def test_the_resolved_schedule_applies_defaults_and_keeps_registration_order() -
         "3:\n  params: ['model.layers.1[01].attn.*']\n"
     )
     result = resolved(text, ValidationOptions(base_max_lr=1e-3, max_depth=2))
-    assert result.phases[0].names == ("head.weight", "head.bias")
-    assert result.phases[1].names == (
+    assert result.phases[0].names == ("head.bias", "head.weight")  # as written, like FTS's expanded schedule
+    assert result.phases[1].names == (  # a regex's matches in registration order
         "model.layers.10.mlp.weight",
         "model.layers.10.mlp.bias",
         "model.layers.11.mlp.weight",
         "model.layers.11.mlp.bias",
         "model.norm.weight",
     )
-    assert result.phases[2].names[0] == "model.embed.weight"
+    assert result.phases[2].names[-1] == "model.embed.weight"
     assert len(result.phases[2].names) == 1 + 10 * 3
     assert [p.lr for p in result.phases] == [None, 1e-3, 3e-4, 1e-3]
     assert [p.max_transition_epoch for p in result.phases] == [2, -1, 7, -1]
     assert (result.max_depth, result.epoch_watermark, result.unscheduled, result.warnings) == (2, 7, (), ())
-    assert result.names_through(0) == ("head.weight", "head.bias")
+    assert result.names_through(0) == ("head.bias", "head.weight")
 
 
 @pytest.mark.parametrize(("max_depth", "expected"), [(-1, 1), (0, 0), (1, 1), (99, 1)])
