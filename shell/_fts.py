@@ -239,6 +239,7 @@ class FinetuningScheduler(Callback):
         self._reject_unsupported_options()
         configure_callback_dependencies(trainer, self)
         self.strategy_adapter = self._make_adapter(trainer)
+        self._route_model_loading(trainer, self.strategy_adapter)
         if self.gen_ft_sched_only:
             self._generate_and_exit(trainer)
         self._prepare_early_stopping()
@@ -290,6 +291,23 @@ class FinetuningScheduler(Callback):
         adapter = make_adapter(flag, custom, self.strategy_adapter_cfg, self.allow_untested)
         adapter.connect(self)
         return adapter
+
+    @staticmethod
+    def _route_model_loading(trainer: Trainer, adapter: StrategyAdapter) -> None:
+        """Make the strategy load model weights through the adapter (Lightning restores the model on resume before
+        any callback hook could translate the checkpoint). Undone at teardown."""
+        strategy = trainer.strategy
+        original = vars(strategy).pop("load_model_state_dict", None) or strategy.load_model_state_dict
+        adapter.strategy_model_loader = original
+
+        def load_through_adapter(checkpoint: Mapping[str, Any], strict: bool = True) -> None:
+            adapter.load_model_state_dict(checkpoint, strict=strict)
+
+        strategy.load_model_state_dict = load_through_adapter  # type: ignore[method-assign]
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Give the strategy its own model loading back."""
+        vars(trainer.strategy).pop("load_model_state_dict", None)
 
     def _generate_and_exit(self, trainer: Trainer) -> None:
         assert self.strategy_adapter is not None

@@ -142,5 +142,13 @@ class StrategyAdapter:
         return dict(self.pls_handle.lightning_module_state_dict())
 
     def load_model_state_dict(self, checkpoint: Mapping[str, Any], strict: bool = True) -> None:
-        """Load a checkpoint's ``state_dict`` into the model. The default: the strategy's."""
-        self.pls_handle.load_model_state_dict(checkpoint, strict=strict)
+        """Load a checkpoint's ``state_dict`` into the model. The default: the strategy's own loading.
+
+        The scheduler routes the strategy's loading through this method for the whole fit, so it also runs when
+        Lightning restores the model on resume (``fit(ckpt_path=...)``), not only for ``restore_best``.
+        """
+        load = self.strategy_model_loader or self.pls_handle.load_model_state_dict
+        load(checkpoint, strict=strict)
+
+    strategy_model_loader: Any = None
+    """The strategy's own ``load_model_state_dict`` while the scheduler routes it through the adapter."""

@@ -228,3 +228,39 @@ def test_fit_with_the_plugin_selected_by_its_entry_point_name(tl_plugin: Path, t
     _, epochs = _fit(tmp_path, "transformerlens_gpt2", ft_schedule=TL_SCHEDULE, max_depth=2)
     assert [epochs[e]["depth"] for e in range(3)] == [0, 1, 2]
     assert "model.transformer.wte.weight" in epochs[0]["trainable"]
+
+
+def test_fit_with_transformerlens_schedule_resumes_from_a_checkpoint(tl_plugin: Path, tmp_path: Path) -> None:
+    from fts_support import Recorder, fit_kwargs
+
+    from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint
+
+    def fit(root: Path, max_epochs: int, ckpt_path: str | None = None) -> tuple[dict[int, Any], dict[str, Any]]:
+        pl.seed_everything(11)
+        recorder = Recorder()
+        schedule = {**TL_SCHEDULE, 2: {**TL_SCHEDULE[2], "max_transition_epoch": 2}}
+        fts = FinetuningScheduler(
+            ft_schedule=schedule,
+            epoch_transitions_only=True,
+            custom_strategy_adapters={"single_device": "transformerlens_gpt2"},
+            strategy_adapter_cfg={"portable_checkpoints": True},
+        )
+        checkpoint = FTSCheckpoint(monitor="val_loss", dirpath=root / "ck", save_last=True)
+        trainer = pl.Trainer(
+            callbacks=[fts, checkpoint, recorder],
+            **fit_kwargs(root, max_epochs=max_epochs, limit_train_batches=2, enable_checkpointing=True),
+        )
+        # No dropout: Lightning does not restore RNG states, so only a deterministic model can match to the bit.
+        model = TinyGPT2(gpt2(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+        trainer.fit(model, ckpt_path=ckpt_path)
+        return recorder.epochs, {k: v.clone() for k, v in model.state_dict().items()}
+
+    twin, twin_weights = fit(tmp_path / "twin", 4)
+    fit(tmp_path / "first", 2)  # interrupted before the last phase
+    last = tmp_path / "first" / "ck" / "last.ckpt"
+    saved_epoch = torch.load(last, weights_only=True)["epoch"]
+    resumed, weights = fit(tmp_path / "first", 4, ckpt_path=str(last))
+    assert [twin[e]["depth"] for e in range(4)] == [0, 1, 2, 2]
+    assert min(resumed) == saved_epoch + 1 and resumed[min(resumed)]["depth"] < 2
+    assert resumed == {e: state for e, state in twin.items() if e > saved_epoch}
+    assert all(torch.equal(weights[k], twin_weights[k]) for k in twin_weights)
