@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import re
 import types
@@ -237,7 +238,28 @@ def select_adapter(flag: str, custom_map: Mapping[str, str] | None) -> AdapterSe
     outcome = resolve_adapter(flag, custom_map, BUILTIN_ADAPTERS, discovered)
     if not is_successful(outcome):
         raise AdapterError(_render(outcome.failure()))
-    return outcome.unwrap()
+    selection = outcome.unwrap()
+    # Siblings are never imported; one whose module is missing still costs a warning (malformed ones already did).
+    siblings = (spec for spec in discovered if spec != selection.spec and ":" in spec.value)
+    _warn(tuple(_unimportable(spec) for spec in siblings if not _module_exists(spec)))
+    return selection
+
+
+def _module_exists(spec: AdapterSpec) -> bool:
+    """Whether a plugin's module can be found, without running it (only its parent packages are imported)."""
+    module = spec.value.partition(":")[0].strip()
+    try:
+        return bool(module) and importlib.util.find_spec(module) is not None
+    except Exception:  # a parent package that fails to import: the plugin is broken all the same
+        return False
+
+
+def _unimportable(spec: AdapterSpec) -> Diagnostic:
+    message = (
+        f"strategy adapter plugin {spec.name!r} ({spec.provider} -> {spec.value}) cannot be imported: its module "
+        "was not found. It is not the adapter in use, so training goes on"
+    )
+    return warning("adapter-plugin-broken", message, hint=f"reinstall or uninstall {spec.distribution or 'it'}")
 
 
 def make_adapter(
