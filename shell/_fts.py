@@ -23,7 +23,6 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from returns.pipeline import is_successful
 
 from finetuning_scheduler.core import (
-    Diagnostics,
     FitState,
     Plan,
     RawSchedule,
@@ -34,10 +33,8 @@ from finetuning_scheduler.core import (
     ValidationOptions,
     depth_remaining,
     effective_max_epochs,
-    errors_only,
     make_converter,
     next_transition,
-    render_all,
     resume_plan,
     transition_plan,
 )
@@ -46,6 +43,7 @@ from ._callbacks import FTSCheckpoint, FTSEarlyStopping
 from ._dependencies import configure_callback_dependencies
 from ._discovery import make_adapter, strategy_flag_of
 from ._strategy_adapter import StrategyAdapter
+from .driver import ScheduleError
 from .schedule_files import read_schedule, write_schedule
 from .torch_helpers import (
     add_param_groups,
@@ -73,16 +71,12 @@ SUPPORTED_LR_SCHEDULERS = (
 )
 
 
-class ScheduleValidationError(MisconfigurationException):
-    """The fine-tuning schedule has problems; ``diagnostics`` holds every one of them."""
+class ScheduleValidationError(ScheduleError, MisconfigurationException):
+    """The fine-tuning schedule has problems (``diagnostics`` holds every one of them), raised at ``setup``.
 
-    def __init__(self, diagnostics: Diagnostics) -> None:
-        errors = errors_only(diagnostics)
-        warnings_count = len(diagnostics) - len(errors)
-        noun = "error" if len(errors) == 1 else "errors"
-        extra = f" (and {warnings_count} warning{'s' * (warnings_count != 1)})" if warnings_count else ""
-        super().__init__(f"The fine-tuning schedule has {len(errors)} {noun}{extra}:\n{render_all(diagnostics)}")
-        self.diagnostics = diagnostics
+    A :class:`ScheduleError` (what the driver for other trainers raises) that Lightning users can also catch as a
+    ``MisconfigurationException``.
+    """
 
 
 @attrs.frozen

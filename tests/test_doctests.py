@@ -1,4 +1,4 @@
-"""The docstring examples of the shell, the built-in adapters and the facade run, imported by their installed names.
+"""The docstring examples of the shell, the built-in adapters and the facade's helper run, under installed names.
 
 (The core's doctests are collected directly by pytest from core/; these packages import Lightning-backed modules
 whose classes must not be loaded twice under a second name, so they are run here instead.)
@@ -24,7 +24,7 @@ def _modules() -> list[str]:
         for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
             if info.name not in _SKIP:
                 names.append(info.name)
-    return sorted(names)
+    return sorted([*names, "finetuning_scheduler._lazy"])
 
 
 @pytest.mark.parametrize("module_name", _modules())
