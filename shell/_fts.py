@@ -526,6 +526,8 @@ class FinetuningScheduler(Callback):
                 "the checkpoint was trained with."
             )
         self._apply_plan(resume_plan(restored, self.resolved), extend=True)
+        assert self.strategy_adapter is not None
+        self.strategy_adapter.on_trainable_changed()
         self._state = restored
         self._sync_final_phase()
         self._check_against_checkpoint()
@@ -576,6 +578,8 @@ class FinetuningScheduler(Callback):
         restore = bool(self.restore_best and best)
         plan = transition_plan(self._state, self.resolved, transition, restore)
         self._apply_plan(plan, extend=True, best_path=best)
+        assert self.strategy_adapter is not None
+        self.strategy_adapter.on_trainable_changed()
         self._state = attrs.evolve(self._state, depth=transition.to_depth)
         self.transition_history.append(
             TransitionRecord(self.trainer.current_epoch, transition.to_depth, transition.reason, restore)

@@ -13,6 +13,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.strategies import Strategy
 from returns.result import Result
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from finetuning_scheduler.core import (
     Diagnostics,
@@ -117,6 +118,19 @@ class StrategyAdapter:
         schedule = generate(self.schedule_inventory(), GenerationPolicy.FTS)
         target = Path(dump_loc) / f"{type(self.pl_module).__name__}_ft_schedule.yaml"
         return write_schedule(schedule, target)
+
+    def on_trainable_changed(self) -> None:
+        """Called on every process after a phase (or a resumed fit) changed which parameters are trainable.
+
+        PyTorch's DistributedDataParallel registers, when it wraps the model, only the parameters that require
+        gradients; parameters thawed later would be trained separately on each process and drift apart. The default
+        wraps the model again (DDP broadcasts rank 0's weights when it does, so every process starts the phase
+        identical). Strategies that shard parameters override this.
+        """
+        strategy = self.pls_handle
+        if isinstance(getattr(strategy, "model", None), DistributedDataParallel) and hasattr(strategy, "configure_ddp"):
+            strategy.model = self.pl_module
+            strategy.configure_ddp()
 
     # -- names ---------------------------------------------------------------------------------------------------
 

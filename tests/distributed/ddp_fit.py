@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
 from fts_support import BoringFTSModel, Recorder
@@ -34,7 +35,10 @@ def main(out: Path) -> None:
         limit_val_batches=2,
         callbacks=[fts, FTSEarlyStopping(monitor="val_loss", patience=1), FTSCheckpoint(monitor="val_loss"), recorder],
     )
-    trainer.fit(BoringFTSModel(diverge_on_epoch=2, lr=0.05))
+    model = BoringFTSModel(diverge_on_epoch=2, lr=0.05)
+    trainer.fit(model)
+    # Each process keeps its own copy of the weights: DDP must have kept them identical through every phase.
+    torch.save(model.state_dict(), out.with_name(f"weights_rank{trainer.global_rank}.pt"))
     if trainer.is_global_zero:
         depths = {epoch: state["depth"] for epoch, state in recorder.epochs.items()}
         out.write_text(

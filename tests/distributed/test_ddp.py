@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 
 @pytest.mark.slow
@@ -23,3 +24,6 @@ def test_scheduled_fit_under_two_process_ddp(tmp_path: Path) -> None:
     depths = list(result["depths"].values())
     assert depths == sorted(depths) and depths[0] == 0 and depths[-1] == 2
     assert (tmp_path / "BoringFTSModel_ft_schedule.yaml").is_file()
+    rank0, rank1 = (torch.load(tmp_path / f"weights_rank{rank}.pt", weights_only=True) for rank in (0, 1))
+    differing = [name for name in rank0 if not torch.equal(rank0[name], rank1[name])]
+    assert not differing, f"the processes' weights drifted apart in {differing}"
