@@ -164,6 +164,7 @@ class FinetuningScheduler(Callback):
         self._state = FitState()
         self._restored: FitState | None = None
         self._checkpoint_groups: list[int] | None = None
+        self._fit_started = False
         self._group_counts: dict[int, int] = {}
         self._trainer: Trainer | None = None
         self._pl_module: LightningModule | None = None
@@ -244,6 +245,7 @@ class FinetuningScheduler(Callback):
         self.ft_schedule = self.ft_schedule_dict()  # as in FTS: the resolved schedule, names expanded
         self._extend_max_epochs(trainer)
         self._state, self._restored, self.transition_history = FitState(), None, []
+        self.restored_best_count, self._checkpoint_groups, self._fit_started = 0, None, False
         self._thaw_phase(0)
         self._sync_final_phase()
         self.strategy_adapter.on_after_init_fts()
@@ -437,6 +439,7 @@ class FinetuningScheduler(Callback):
         self._check_optimizers(trainer)
         self._check_phase0_optimizer(trainer.optimizers[0])
         self._group_counts = {0: len(trainer.optimizers[0].param_groups)}
+        self._fit_started = True
         if self._restored is not None:
             self._resume(self._restored)
         self._warn_unused_lambdas()
@@ -656,13 +659,17 @@ class FinetuningScheduler(Callback):
         return {"fit_state": self._converter.unstructure(self._state), "format": 1}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Remember the saved fit state; it is applied in ``on_fit_start`` once the optimizer exists."""
+        """Apply the saved fit state once the optimizer exists: in ``on_fit_start``, or right away for strategies
+        that restore checkpoints after their setup (FSDP, model parallel), whose callbacks load after fit start.
+        Either way before Lightning restores the optimizer's state."""
         if "fit_state" not in state_dict:
             raise MisconfigurationException(
                 "This checkpoint's FinetuningScheduler state was not written by this package (no 'fit_state'); "
                 "resume from a checkpoint saved with it, or start a new fit."
             )
         self._restored = self._converter.structure(state_dict["fit_state"], FitState)
+        if self._fit_started:
+            self._resume(self._restored)
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Let the adapter decide the ``state_dict`` stored in the checkpoint."""

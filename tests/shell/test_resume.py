@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from fts_support import BoringFTSModel, Recorder, fit_kwargs
+from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping
 
@@ -33,6 +34,8 @@ def _fit(
     ckpt_path: str | None = None,
     restore_best: bool = True,
     epochs_only: bool = False,
+    diverge_on_epoch: int = 3,
+    strategy: Any = "auto",
 ) -> tuple[Recorder, dict[str, torch.Tensor], Any]:
     pl.seed_everything(7)
     recorder = Recorder()
@@ -43,9 +46,11 @@ def _fit(
     ]
     if not epochs_only:
         callbacks.insert(1, FTSEarlyStopping(monitor="val_loss", patience=2, min_delta=1e-3))
-    trainer = pl.Trainer(**fit_kwargs(root, max_epochs=max_epochs, enable_checkpointing=True), callbacks=callbacks)
-    # A fast learner: after the target flips, validation gets worse, so the best checkpoint stays in phase 0.
-    model = BoringFTSModel(diverge_on_epoch=3, lr=0.05)
+    settings = fit_kwargs(root, max_epochs=max_epochs, enable_checkpointing=True, strategy=strategy)
+    trainer = pl.Trainer(**settings, callbacks=callbacks)
+    # A fast learner: once the target flips (diverge_on_epoch), validation gets worse, so the best checkpoint stays
+    # in phase 0; with a late flip, the best checkpoint moves into later phases.
+    model = BoringFTSModel(diverge_on_epoch=diverge_on_epoch, lr=0.05)
     trainer.fit(model, ckpt_path=ckpt_path)
     weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return recorder, weights, trainer
@@ -128,3 +133,51 @@ def test_resume_with_an_incompatible_schedule_is_a_clear_error(uninterrupted: An
     two_phases = {0: SCHEDULE[0], 1: {"params": ["model.[0-2].*"]}}
     with pytest.raises(Exception, match="checkpoint was saved in phase 2, but the schedule has only 2 phases"):
         _fit(tmp_path, tmp_path / "c", schedule=two_phases, max_epochs=12, ckpt_path=str(ckpts / "last.ckpt"))
+
+
+class LateRestoringStrategy(SingleDeviceStrategy):
+    """Restores checkpoints after its setup, as FSDP and ModelParallelStrategy do (callbacks load after fit start)."""
+
+    @property
+    def restore_checkpoint_after_setup(self) -> bool:
+        return True
+
+
+def test_resume_with_a_strategy_that_restores_after_setup(tmp_path: Path) -> None:
+    def fit(root: Path, max_epochs: int, ckpt_path: str | None = None) -> tuple[Recorder, dict[str, torch.Tensor]]:
+        strategy = LateRestoringStrategy(device=torch.device("cpu"))
+        recorder, weights, _ = _fit(
+            root, root / "ck", schedule=SCHEDULE, max_epochs=max_epochs, ckpt_path=ckpt_path, strategy=strategy
+        )
+        return recorder, weights
+
+    twin, twin_weights = fit(tmp_path / "twin", 12)
+    fit(tmp_path / "first", 7)
+    resumed, weights = fit(tmp_path / "first", 12, ckpt_path=str(tmp_path / "first" / "ck" / "last.ckpt"))
+    assert resumed.epochs[7]["depth"] >= 1
+    _assert_same_continuation(twin, resumed, 7)
+    _assert_same_weights(twin_weights, weights)
+
+
+def test_resume_when_the_best_checkpoint_is_in_a_later_phase(tmp_path: Path) -> None:
+    # Validation keeps improving, so each new best checkpoint is in the current phase, and entering phase 2 reloads a
+    # phase-1 checkpoint: restore_best with groups that must survive the reload.
+    def fit(root: Path, max_epochs: int, ckpt_path: str | None = None) -> tuple[Recorder, dict[str, torch.Tensor]]:
+        recorder, weights, _ = _fit(
+            root, root / "ck", schedule=EPOCH_SCHEDULE, max_epochs=max_epochs, ckpt_path=ckpt_path, diverge_on_epoch=100
+        )
+        return recorder, weights
+
+    twin, twin_weights = fit(tmp_path / "twin", 7)
+    assert [twin.epochs[e]["depth"] for e in range(7)] == [0, 0, 1, 1, 2, 2, 2]
+    best_depth = _saved_fit_state(tmp_path / "twin" / "ck" / "epoch=3.ckpt").get("best_ckpt_depth", 0)
+    assert best_depth == 1, "the scenario must put the best checkpoint in a later phase"
+    for epoch in (2, 3, 4):
+        resumed, weights = fit(tmp_path / "twin", 7, ckpt_path=str(tmp_path / "twin" / "ck" / f"epoch={epoch}.ckpt"))
+        _assert_same_continuation(twin, resumed, epoch + 1)
+        _assert_same_weights(twin_weights, weights)
+
+
+def _saved_fit_state(path: Path) -> dict[str, Any]:
+    callbacks = torch.load(path, weights_only=True)["callbacks"]
+    return next(value["fit_state"] for key, value in callbacks.items() if key.startswith("FinetuningScheduler"))
