@@ -172,12 +172,16 @@ class ValidationOptions:
         epoch_transitions_only: every phase must then have a ``max_transition_epoch``.
         max_depth: the deepest phase to run; ``-1`` runs the whole schedule.
         unscheduled: what to do with parameters that no phase thaws.
+        reinit_supported: whether ``new_optimizer`` / ``new_lr_scheduler`` blocks can be carried out by the caller;
+            when not, each one is an error reported with the others (the Lightning callback and the driver do not
+            carry them out yet).
     """
 
     base_max_lr: float = 1e-5
     epoch_transitions_only: bool = False
     max_depth: int = -1
     unscheduled: UnscheduledPolicy = UnscheduledPolicy.WARN
+    reinit_supported: bool = True
 
 
 @attrs.frozen

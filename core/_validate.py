@@ -224,9 +224,18 @@ def _check_lr_scheduler(p: int, spec: LRSchedulerInit) -> Iterator[Diagnostic]:
         yield error("invalid-value", f"interval must be 'epoch' or 'step', got {interval!r}", where)
 
 
-def _check_reinit(p: int, phase: Phase) -> Iterator[Diagnostic]:
+def _check_reinit(p: int, phase: Phase, supported: bool) -> Iterator[Diagnostic]:
     for key in ("new_optimizer", "new_lr_scheduler"):
-        if p == 0 and getattr(phase, key) is not None:
+        if getattr(phase, key) is None:
+            continue
+        if not supported:
+            yield error(
+                "unsupported-reinit",
+                f"{key} (reinitialising the {key.removeprefix('new_').replace('_', ' ')}) is not supported here yet",
+                Location(p, key),
+                "remove the block: phases then keep the optimizer and LR scheduler from configure_optimizers",
+            )
+        elif p == 0:
             yield error(
                 "reinit-in-phase-0",
                 f"{key} cannot be given for phase 0",
@@ -245,7 +254,7 @@ def _all_plain(phases: tuple[Phase, ...]) -> bool:
     )
 
 
-def _check_phase_fields(phases: tuple[Phase, ...]) -> Iterator[Diagnostic]:
+def _check_phase_fields(phases: tuple[Phase, ...], reinit_supported: bool) -> Iterator[Diagnostic]:
     if _all_plain(phases):
         return
     for p, phase in enumerate(phases):
@@ -259,7 +268,7 @@ def _check_phase_fields(phases: tuple[Phase, ...]) -> Iterator[Diagnostic]:
         if phase.lr is not None:
             yield from _check_lr(p, phase)
         if phase.new_optimizer is not None or phase.new_lr_scheduler is not None:
-            yield from _check_reinit(p, phase)
+            yield from _check_reinit(p, phase, reinit_supported)
 
 
 def _check_options(options: ValidationOptions, phase_count: int) -> Iterator[Diagnostic]:
@@ -310,7 +319,7 @@ def diagnose(
     found = _thawing(schedule.phases, index, inventory.aliases)
     names, unscheduled = _by_phase(inventory.names, found, len(schedule.phases))
     problems: list[Diagnostic] = [*found.problems, *_disjointness(schedule.phases, found, index, inventory.aliases)]
-    problems += _check_phase_fields(schedule.phases)
+    problems += _check_phase_fields(schedule.phases, options.reinit_supported)
     problems += _check_epochs(schedule.phases, options)
     problems += _check_options(options, len(schedule.phases))
     problems += _unscheduled(unscheduled, options.unscheduled)

@@ -206,7 +206,7 @@ class FinetuningScheduler(Callback):
     @property
     def validation_options(self) -> ValidationOptions:
         """The options the schedule is validated with."""
-        return ValidationOptions(self.base_max_lr, self.epoch_transitions_only, self.max_depth)
+        return ValidationOptions(self.base_max_lr, self.epoch_transitions_only, self.max_depth, reinit_supported=False)
 
     @property
     def early_stopping(self) -> FTSEarlyStopping | None:
@@ -258,19 +258,6 @@ class FinetuningScheduler(Callback):
                     f"`{name}` (optimizer/LR-scheduler reinitialisation) is not supported by this release yet. "
                     f"Remove `{name}` to fine-tune with the optimizer and scheduler from configure_optimizers."
                 )
-
-    def _reject_reinit_phases(self, resolved: ResolvedSchedule) -> None:
-        reinit = [
-            f"phase {depth} › {key}"
-            for depth, phase in enumerate(resolved.schedule.phases)
-            for key in ("new_optimizer", "new_lr_scheduler")
-            if getattr(phase, key) is not None
-        ]
-        if reinit:
-            raise MisconfigurationException(
-                f"Optimizer/LR-scheduler reinitialisation is not supported by this release yet ({', '.join(reinit)}). "
-                "Remove these blocks to fine-tune with the optimizer and scheduler from configure_optimizers."
-            )
 
     def _strategy_flag(self, trainer: Trainer) -> str:
         flag = trainer._accelerator_connector._strategy_flag
@@ -332,7 +319,6 @@ class FinetuningScheduler(Callback):
         if not is_successful(outcome):
             raise ScheduleValidationError(outcome.failure())
         resolved = outcome.unwrap()
-        self._reject_reinit_phases(resolved)
         for diagnostic in resolved.warnings:
             rank_zero_warn(diagnostic.render())
         self._save_schedule(resolved)

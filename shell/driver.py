@@ -39,7 +39,6 @@ from finetuning_scheduler.core import (
     Diagnostics,
     FitState,
     GenerationPolicy,
-    Location,
     ParamInventory,
     Plan,
     Reason,
@@ -50,7 +49,6 @@ from finetuning_scheduler.core import (
     ValidationOptions,
     depth_remaining,
     effective_max_epochs,
-    error,
     errors_only,
     generate,
     make_converter,
@@ -207,25 +205,6 @@ def _resolve(
     return read_schedule(source).bind(lambda raw: resolve_schedule(raw, names, options))
 
 
-def _reinit_errors(resolved: ResolvedSchedule) -> Diagnostics:
-    source = resolved.schedule.source
-    return tuple(
-        attrs.evolve(
-            error(
-                "unsupported-reinit",
-                f"{key} is not supported by the driver: it does not own your optimizer or LR scheduler",
-                Location(depth, key),
-                hint="remove the block, or rebuild the optimizer yourself when the trace shows this phase",
-            ),
-            position=source.position_of((depth, key)),
-            source=source.file,
-        )
-        for depth, phase in enumerate(resolved.phases)
-        for key in ("new_optimizer", "new_lr_scheduler")
-        if getattr(phase, key) is not None
-    )
-
-
 class ScheduleDriver:
     """Fine-tune a module in phases from any training loop: the core decides, the torch helpers apply.
 
@@ -270,7 +249,7 @@ class ScheduleDriver:
         self.weight_decay = weight_decay
         self.apply_lambdas = apply_lambdas
         self.frozen_bn_track_running_stats = frozen_bn_track_running_stats
-        options = ValidationOptions(base_max_lr, epoch_transitions_only, max_depth, unscheduled)
+        options = ValidationOptions(base_max_lr, epoch_transitions_only, max_depth, unscheduled, reinit_supported=False)
         self.resolved = self._validate(schedule, options, generation)
         self.optimizer: torch.optim.Optimizer | None = None
         self.schedulers: tuple[Any, ...] = ()
@@ -289,9 +268,6 @@ class ScheduleDriver:
         if not is_successful(outcome):
             raise ScheduleError(outcome.failure())
         resolved = outcome.unwrap()
-        unsupported = _reinit_errors(resolved)
-        if unsupported:
-            raise ScheduleError(unsupported)
         for diagnostic in resolved.warnings:
             warnings.warn(diagnostic.render(), ScheduleWarning, stacklevel=3)
         return resolved

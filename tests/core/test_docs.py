@@ -41,6 +41,7 @@ def options_of(text: str) -> ValidationOptions:
     return ValidationOptions(
         epoch_transitions_only=given.get("epoch_transitions_only") == "true",
         unscheduled=UnscheduledPolicy(given.get("unscheduled", "ignore")),
+        reinit_supported=given.get("reinit_supported", "true") == "true",
     )
 
 

@@ -367,3 +367,19 @@ def test_validate_a_structured_schedule_keeps_positions() -> None:
     schedule = structure_schedule(raw).unwrap()
     (found,) = validate(schedule, INVENTORY, ValidationOptions(unscheduled=UnscheduledPolicy.IGNORE)).failure()
     assert found.render().startswith("s.yaml:4:12: error[no-match] phase 1 › params[0]: 'nothing.here' did not match")
+
+
+def test_unsupported_reinit_blocks_are_reported_with_every_other_error() -> None:
+    text = (
+        "0:\n  params: [head.weight, head.bias]\n"
+        "1:\n  params: [no.such.param]\n  new_optimizer:\n    optimizer_init: {class_path: torch.optim.AdamW}\n"
+        "  new_lr_scheduler:\n    lr_scheduler_init: {class_path: torch.optim.lr_scheduler.StepLR}\n"
+    )
+    options = ValidationOptions(unscheduled=UnscheduledPolicy.IGNORE, reinit_supported=False)
+    found = [(d.code, d.location.key, d.position.line if d.position else None) for d in check(text, options)]
+    assert found == [
+        ("no-match", "params", 4),
+        ("unsupported-reinit", "new_optimizer", 5),
+        ("unsupported-reinit", "new_lr_scheduler", 7),
+    ]
+    assert [d.code for d in check(text)] == ["no-match"]  # supported by default: only the missing parameter

@@ -272,7 +272,7 @@ def test_lr_monitor_sits_between_the_scheduler_and_the_checkpoint(tmp_path: Path
                     }
                 )
             ],
-            r"not supported by this release yet \(phase 1 › new_optimizer\)",
+            r"error\[unsupported-reinit\] phase 1 › new_optimizer",
         ),
     ],
 )
