@@ -26,10 +26,13 @@ class FitState:
     Attributes:
         depth: the current phase.
         best_ckpt_depth: the phase during which the best checkpoint so far was saved.
+        decided_epoch: the last epoch whose start was decided (``-1``: none yet). A fit resumed from a mid-epoch
+            checkpoint starts that epoch again, and must not decide it twice.
     """
 
     depth: int = 0
     best_ckpt_depth: int = 0
+    decided_epoch: int = -1
 
 
 @attrs.frozen
@@ -60,6 +63,15 @@ class Transition:
     reason: Reason
 
 
+def decided(state: FitState, epoch: int) -> FitState:
+    """The state after the start of ``epoch`` has been decided (whether or not a phase began).
+
+    >>> decided(FitState(depth=1), 4)
+    FitState(depth=1, best_ckpt_depth=0, decided_epoch=4)
+    """
+    return attrs.evolve(state, decided_epoch=max(state.decided_epoch, epoch))
+
+
 def depth_remaining(state: FitState, resolved: ResolvedSchedule) -> int:
     """How many phases are left to enter.
 
@@ -76,7 +88,7 @@ def next_transition(state: FitState, resolved: ResolvedSchedule, signals: Signal
 
     The phase ends when the epoch reaches its ``max_transition_epoch`` or, unless ``epoch_transitions_only``,
     when early stopping judged it converged. In the final phase nothing transitions: early stopping or
-    ``max_epochs`` end the run.
+    ``max_epochs`` end the run. An epoch already decided (``state.decided_epoch``) is not decided again.
 
     >>> from ._records import ResolvedPhase, Schedule
     >>> rs = ResolvedSchedule((ResolvedPhase(("a",), 3, None), ResolvedPhase(("b",), -1, 1e-5)), 1, 3, (), (),
@@ -87,8 +99,10 @@ def next_transition(state: FitState, resolved: ResolvedSchedule, signals: Signal
     Transition(to_depth=1, reason=<Reason.EPOCH: 'max_transition_epoch reached'>)
     >>> next_transition(FitState(), rs, Signals(epoch=1, es_phase_complete=True)).reason.name
     'EARLY_STOPPING'
+    >>> next_transition(FitState(decided_epoch=3), rs, Signals(epoch=3)) is None
+    True
     """
-    if depth_remaining(state, resolved) == 0:
+    if depth_remaining(state, resolved) == 0 or signals.epoch <= state.decided_epoch:
         return None
     limit = resolved.phases[state.depth].max_transition_epoch
     if 0 <= limit <= signals.epoch:

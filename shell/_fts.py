@@ -31,6 +31,7 @@ from finetuning_scheduler.core import (
     Signals,
     Transition,
     ValidationOptions,
+    decided,
     depth_remaining,
     effective_max_epochs,
     make_converter,
@@ -558,6 +559,7 @@ class FinetuningScheduler(Callback):
         transition = next_transition(self._state, self.resolved, signals)
         if transition is not None:
             self._transition(transition)
+        self._state = decided(self._state, trainer.current_epoch)
         self._sync_final_phase()
         self._log_metrics(trainer)
 

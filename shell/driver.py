@@ -47,6 +47,7 @@ from finetuning_scheduler.core import (
     Signals,
     UnscheduledPolicy,
     ValidationOptions,
+    decided,
     depth_remaining,
     effective_max_epochs,
     errors_only,
@@ -256,7 +257,6 @@ class ScheduleDriver:
         self.history: list[PhaseChange] = []
         self._state = FitState()
         self._pending: FitState | None = None
-        self._last_epoch: int | None = None
         self._converter = make_converter()
         freeze(self.module, frozen_bn_track_running_stats)
         self._thaw_phase(0)
@@ -402,14 +402,13 @@ class ScheduleDriver:
         """
         self._require_optimizer()
         reason: Reason | None = None
-        if epoch != self._last_epoch:
-            self._last_epoch = epoch
-            signals = Signals(epoch, phase_converged, self.epoch_transitions_only)
-            transition = next_transition(self._state, self.resolved, signals)
-            if transition is not None:
-                self._apply(transition_plan(self._state, self.resolved, transition, restore_best=False))
-                self._state = attrs.evolve(self._state, depth=transition.to_depth)
-                self.history.append(PhaseChange(epoch, transition.to_depth, transition.reason))
+        signals = Signals(epoch, phase_converged, self.epoch_transitions_only)
+        transition = next_transition(self._state, self.resolved, signals)  # None for an epoch already decided
+        if transition is not None:
+            self._apply(transition_plan(self._state, self.resolved, transition, restore_best=False))
+            self._state = attrs.evolve(self._state, depth=transition.to_depth)
+            self.history.append(PhaseChange(epoch, transition.to_depth, transition.reason))
+        self._state = decided(self._state, epoch)
         if self.history and self.history[-1].epoch == epoch:
             reason = self.history[-1].reason
         return self.trace(epoch, reason)
@@ -461,7 +460,6 @@ class ScheduleDriver:
     def _resume(self, restored: FitState) -> None:
         self._apply(resume_plan(restored, self.resolved))
         self._state = restored
-        self._last_epoch = self.history[-1].epoch if self.history else None
         optimizer = self._require_optimizer()
         problems = optimizer_problems(optimizer, self.module)
         for scheduler in self.schedulers:

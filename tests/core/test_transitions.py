@@ -16,6 +16,7 @@ from finetuning_scheduler.core import (
     Schedule,
     Signals,
     ValidationOptions,
+    decided,
     effective_max_epochs,
     make_converter,
     next_transition,
@@ -95,8 +96,16 @@ class TransitionMachine(RuleBasedStateMachine):
             assert set(plan.thaw) >= self.thawed
             self.thawed = set(plan.thaw)
             self.state = attrs.evolve(self.state, depth=transition.to_depth)
+        self.state = decided(self.state, self.epoch)
         self.history.append(self.state.depth)
         self.epoch += 1
+
+    @precondition(lambda self: self.epoch > 0)
+    @rule(es=st.booleans())
+    def the_same_epoch_starts_again(self, es: bool) -> None:
+        # A mid-epoch checkpoint makes a resumed fit start that epoch again: it must not be decided twice.
+        again = Signals(self.epoch - 1, es, self.epochs_only)
+        assert next_transition(self.state, self.resolved, again) is None
 
     @rule()
     def checkpoint(self) -> None:

@@ -48,7 +48,8 @@ def test_equal_scores_keep_the_earlier_best_depth(tmp_path: Path) -> None:
     assert scheduler.curr_depth == 2 and checkpoint.best_ckpt_depth == 0 and checkpoint.current_ckpt_depth == 2
     assert Path(checkpoint.best_model_path).name == "epoch=0-step=8.ckpt"
     saved = _saved_state(str(tmp_path / "ck" / "last.ckpt"))
-    assert saved["FinetuningScheduler"]["fit_state"] == {"depth": 2}  # best_ckpt_depth 0 is the default
+    # last.ckpt is written with each top-k save (epoch 2 here); best_ckpt_depth 0 is the default, so omitted
+    assert saved["FinetuningScheduler"]["fit_state"] == {"depth": 2, "decided_epoch": 2}
     assert (saved["FTSCheckpoint"]["current_ckpt_depth"], saved["FTSCheckpoint"]["best_ckpt_depth"]) == (2, 0)
 
 
@@ -56,7 +57,7 @@ def test_the_best_depth_follows_a_new_best_checkpoint(tmp_path: Path) -> None:
     scheduler, checkpoint = _fit(tmp_path, ImprovingLoss())
     assert checkpoint.best_ckpt_depth == scheduler.curr_depth == 2
     saved = _saved_state(checkpoint.best_model_path)
-    assert saved["FinetuningScheduler"]["fit_state"] == {"depth": 2, "best_ckpt_depth": 2}
+    assert saved["FinetuningScheduler"]["fit_state"] == {"depth": 2, "best_ckpt_depth": 2, "decided_epoch": 4}
 
 
 def test_epoch_only_checkpoints_resume_without_early_stopping(tmp_path: Path) -> None:
