@@ -310,7 +310,9 @@ def resolve_adapter(
     """Choose the adapter for a Lightning strategy flag.
 
     Without ``custom_map`` the flag selects a built-in (``fsdp``...) or the base adapter. With one, the flag must be
-    mapped; its reference is a built-in name, a discovered entry-point name (lowercased) or a class path.
+    mapped; its reference is a built-in name, a discovered entry-point name (lowercased) or a class path. An
+    ``"auto"`` key serves every flag not mapped explicitly: Lightning replaces ``strategy="auto"`` by a concrete
+    strategy before callbacks run, so an ``"auto"`` key (as in the plugin docs) would otherwise never match.
 
     Args:
         flag: the Lightning strategy flag (``single_device``, ``ddp``, ``fsdp``...).
@@ -323,13 +325,15 @@ def resolve_adapter(
     'pkg.mod:TL'
     >>> resolve_adapter("ddp", None, BUILTIN_ADAPTERS, []).unwrap().spec.value
     'finetuning_scheduler.strategy_adapters:StrategyAdapter'
+    >>> resolve_adapter("single_device", {"auto": "tl"}, BUILTIN_ADAPTERS, [plugin]).unwrap().spec.value
+    'pkg.mod:TL'
     >>> print(resolve_adapter("single_device", {"ddp": "tl"}, BUILTIN_ADAPTERS, [plugin]).failure()[0].message)
     Current strategy name (single_device) does not map to a custom strategy adapter in the provided \
 `custom_strategy_adapters` mapping ({'ddp': 'tl'}).
     """
     if not custom_map:
         return Success(_by_flag(flag, builtins))
-    text = custom_map.get(flag)
+    text = custom_map.get(flag, custom_map.get("auto"))
     if text is None:
         return Failure((_not_mapped(flag, custom_map),))
     specs = tuple(discovered)

@@ -276,6 +276,19 @@ class ResolvedSchedule:
     warnings: Diagnostics
     schedule: Schedule = attrs.field(eq=False, repr=False)
 
+    def as_data(self) -> dict[int, dict[str, Any]]:
+        """The resolved schedule as plain data in FTS's format: concrete names, defaults applied.
+
+        >>> rs = ResolvedSchedule((ResolvedPhase(("a",), 2, None), ResolvedPhase(("b",), -1, 1e-5)),
+        ...                       1, 2, (), (), Schedule(()))
+        >>> rs.as_data()
+        {0: {'params': ['a'], 'max_transition_epoch': 2}, 1: {'params': ['b'], 'max_transition_epoch': -1, 'lr': 1e-05}}
+        """
+        return {
+            i: {"params": list(p.names), "max_transition_epoch": p.max_transition_epoch, **({"lr": p.lr} if i else {})}
+            for i, p in enumerate(self.phases)
+        }
+
     def names_through(self, depth: int) -> tuple[str, ...]:
         """All parameter names thawed once ``depth`` is reached.
 

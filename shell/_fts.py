@@ -245,6 +245,7 @@ class FinetuningScheduler(Callback):
         self.max_depth = self.resolved.max_depth
         self.ft_schedule = self.ft_schedule_dict()  # as in FTS: the resolved schedule, names expanded
         self._extend_max_epochs(trainer)
+        self._check_translations()
         self._state, self._restored, self.transition_history = FitState(), None, []
         self.restored_best_count, self._checkpoint_groups, self._fit_started = 0, None, False
         self._thaw_phase(0)
@@ -267,12 +268,7 @@ class FinetuningScheduler(Callback):
     def _make_adapter(self, trainer: Trainer) -> StrategyAdapter:
         """Check the strategy flag, then resolve, load and build its adapter (plugins are only imported if chosen)."""
         flag = self._strategy_flag(trainer)
-        custom = self.custom_strategy_adapters
-        if custom is not None and flag not in custom and "auto" in custom:
-            # Lightning replaces strategy="auto" by a concrete strategy before callbacks run, so an "auto" key (as in
-            # the plugin docs' examples) would never match: it serves as the adapter for any strategy not mapped.
-            custom = {**custom, flag: custom["auto"]}
-        adapter = make_adapter(flag, custom, self.strategy_adapter_cfg, self.allow_untested)
+        adapter = make_adapter(flag, self.custom_strategy_adapters, self.strategy_adapter_cfg, self.allow_untested)
         adapter.connect(self)
         return adapter
 
@@ -379,6 +375,22 @@ class FinetuningScheduler(Callback):
         """The module's parameter names of phase ``depth`` (through the adapter's name transform)."""
         assert self.resolved is not None and self.strategy_adapter is not None
         return self.strategy_adapter.fts_optim_transform(list(self.resolved.phases[depth].names))
+
+    def _check_translations(self) -> None:
+        """Every name the adapter translates a phase to must be one of the module's parameters: say which are not."""
+        assert self.resolved is not None and self.strategy_adapter is not None
+        known = {name for name, _ in self.pl_module.named_parameters()}
+        unknown = {
+            depth: missing
+            for depth in range(len(self.resolved.phases))
+            if (missing := [name for name in self.module_names(depth) if name not in known])
+        }
+        if unknown:
+            listed = "; ".join(f"phase {depth}: {names[:5]}" for depth, names in unknown.items())
+            raise MisconfigurationException(
+                f"The strategy adapter {type(self.strategy_adapter).__name__} translated schedule names to parameters "
+                f"the module does not have ({listed}). Check its fts_optim_transform (schedule names to module names)."
+            )
 
     def _thaw_phase(self, depth: int) -> tuple[str, ...]:
         newly = thaw(self.pl_module, self.module_names(depth))
@@ -661,17 +673,14 @@ class FinetuningScheduler(Callback):
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Let the adapter decide the ``state_dict`` stored in the checkpoint."""
-        if self.strategy_adapter is not None:
-            checkpoint["state_dict"] = self.strategy_adapter.lightning_module_state_dict()
+        adapter = self.strategy_adapter
+        overridden = type(adapter).lightning_module_state_dict is not StrategyAdapter.lightning_module_state_dict
+        if adapter is not None and overridden:  # the default is what Lightning already stored: no second copy
+            checkpoint["state_dict"] = adapter.lightning_module_state_dict()
 
     def ft_schedule_dict(self) -> dict[int, Any]:
         """The resolved schedule as plain data (concrete names, defaults applied)."""
-        if self.resolved is None:
-            return {}
-        return {
-            i: {"params": list(p.names), "max_transition_epoch": p.max_transition_epoch, **({"lr": p.lr} if i else {})}
-            for i, p in enumerate(self.resolved.phases)
-        }
+        return {} if self.resolved is None else self.resolved.as_data()
 
     def trainable(self) -> tuple[str, ...]:
         """Names of the parameters that are trainable now."""

@@ -304,10 +304,7 @@ class ScheduleDriver:
 
     def schedule_dict(self) -> dict[int, Any]:
         """The resolved schedule as plain data (concrete names, defaults applied)."""
-        return {
-            i: {"params": list(p.names), "max_transition_epoch": p.max_transition_epoch, **({"lr": p.lr} if i else {})}
-            for i, p in enumerate(self.resolved.phases)
-        }
+        return self.resolved.as_data()
 
     def save_schedule(self, path: str | os.PathLike[str]) -> Path:
         """Write the schedule as written (or as generated) to a YAML file, atomically: keep it with your run."""

@@ -147,14 +147,20 @@ def test_builtin_names_are_valid_references() -> None:
 
 
 def test_unmapped_flag_is_the_fts_error_listing_mapped_flags() -> None:
-    found = resolve_adapter("single_device", {"ddp": "x", "auto": "y"}, BUILTIN_ADAPTERS, ()).failure()
+    found = resolve_adapter("single_device", {"ddp": "x", "fsdp": "y"}, BUILTIN_ADAPTERS, ()).failure()
     (problem,) = found
     assert problem.code == "adapter-flag-not-mapped"
     assert problem.message == (
         "Current strategy name (single_device) does not map to a custom strategy adapter in the provided "
-        "`custom_strategy_adapters` mapping ({'ddp': 'x', 'auto': 'y'})."
+        "`custom_strategy_adapters` mapping ({'ddp': 'x', 'fsdp': 'y'})."
     )
-    assert problem.hint is not None and "auto, ddp" in problem.hint
+    assert problem.hint is not None and "ddp, fsdp" in problem.hint
+
+
+def test_an_auto_key_serves_the_flags_not_mapped_explicitly() -> None:
+    mapping = {"ddp": "fsdp", "auto": "unwrapped_names"}
+    assert resolve_adapter("single_device", mapping, BUILTIN_ADAPTERS, ()).unwrap().spec.name == "unwrapped_names"
+    assert resolve_adapter("ddp", mapping, BUILTIN_ADAPTERS, ()).unwrap().spec.name == "fsdp"
 
 
 def test_unknown_name_lists_the_known_ones() -> None:

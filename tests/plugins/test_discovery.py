@@ -245,8 +245,8 @@ def test_unmapped_flag_is_the_fts_error() -> None:
     with pytest.raises(
         AdapterError, match=r"Current strategy name \(single_device\) does not map to a custom strategy adapter"
     ) as raised:
-        make_adapter("single_device", {"ddp": "unwrapped_names", "auto": "unwrapped_names"})
-    assert "mapped strategy flags: auto, ddp" in str(raised.value)
+        make_adapter("single_device", {"ddp": "unwrapped_names", "fsdp": "unwrapped_names"})
+    assert "mapped strategy flags: ddp, fsdp" in str(raised.value)
 
 
 def test_unknown_name_is_the_fts_error() -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import pytest
 import torch
 from fts_support import BoringFTSModel, Recorder, fit_kwargs
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping, StrategyAdapter
 
@@ -64,3 +66,18 @@ def test_saves_restore_best_and_resume_all_use_the_adapter(tmp_path: Path) -> No
     weights, twin_weights = model.state_dict(), twin_model.state_dict()
     assert weights.keys() == twin_weights.keys()
     assert all(torch.equal(weights[key], twin_weights[key]) for key in weights)
+
+
+class WrongTranslationAdapter(StrategyAdapter):
+    def fts_optim_transform(self, orig_pl: list[str], inspect_only: bool = False) -> list[str]:
+        return [f"typo.{name}" for name in orig_pl]
+
+
+def test_an_adapter_translating_to_unknown_names_is_one_clear_error_at_setup(tmp_path: Path) -> None:
+    adapter = f"{WrongTranslationAdapter.__module__}:WrongTranslationAdapter"
+    fts = FinetuningScheduler(ft_schedule=SCHEDULE, custom_strategy_adapters={"single_device": adapter})
+    trainer = pl.Trainer(callbacks=[fts], **fit_kwargs(tmp_path, max_epochs=1))
+    with pytest.raises(
+        MisconfigurationException, match=r"WrongTranslationAdapter translated .*phase 0: \['typo\.model\.3"
+    ):
+        trainer.fit(BoringFTSModel())
