@@ -36,9 +36,10 @@ class StrategyAdapter:
 
     Lifecycle (in call order): ``connect``, ``on_before_init_fts``, ``validate_ft_sched`` (or
     ``gen_ft_schedule`` first in implicit mode), ``on_after_init_fts``, ``on_before_fts_fit_start``; at every thaw
-    ``fts_optim_transform``; when the best checkpoint is restored ``before_restore_model``,
-    ``load_model_state_dict`` and ``on_before_restore_optimizers_and_lrs``; whenever a checkpoint is saved
-    ``lightning_module_state_dict``.
+    ``fts_optim_transform``, then ``on_trainable_changed`` once a phase (or a resumed fit) is in place; when the
+    best checkpoint is restored ``before_restore_model``, ``load_model_state_dict`` and
+    ``on_before_restore_optimizers_and_lrs``; whenever a checkpoint is saved ``lightning_module_state_dict``, and
+    whenever Lightning loads model weights (on resume too) ``load_model_state_dict``.
 
     Override ``get_named_params_for_schedule_validation`` (and the two name translations) to let users write
     schedules in other names; override ``validate_ft_sched`` to replace validation entirely.
