@@ -7,6 +7,7 @@ reference, what failed and how to fix it.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.metadata
 import importlib.util
@@ -14,6 +15,7 @@ import inspect
 import re
 import types
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -239,25 +241,82 @@ def select_adapter(flag: str, custom_map: Mapping[str, str] | None) -> AdapterSe
     if not is_successful(outcome):
         raise AdapterError(_render(outcome.failure()))
     selection = outcome.unwrap()
-    # Siblings are never imported; one whose module is missing still costs a warning (malformed ones already did).
+    # Siblings are never imported (their code never runs), but one that plainly cannot load still costs a warning.
     siblings = (spec for spec in discovered if spec != selection.spec and ":" in spec.value)
-    _warn(tuple(_unimportable(spec) for spec in siblings if not _module_exists(spec)))
+    _warn(tuple(_unloadable(spec, problem) for spec in siblings if (problem := sibling_problem(spec))))
     return selection
 
 
-def _module_exists(spec: AdapterSpec) -> bool:
-    """Whether a plugin's module can be found, without running it (only its parent packages are imported)."""
-    module = spec.value.partition(":")[0].strip()
+def sibling_problem(spec: AdapterSpec) -> str | None:
+    """Why a plugin cannot load, found without running its code; ``None`` when nothing shows.
+
+    Finds the module (only parent packages are imported) and reads its source: a missing module, a syntax error or
+    a class that the module does not define at its top level is reported. A module that fails only when run is
+    not detected until it is selected.
+    """
+    module, _, attribute = (part.strip() for part in spec.value.partition(":"))
     try:
-        return bool(module) and importlib.util.find_spec(module) is not None
-    except Exception:  # a parent package that fails to import: the plugin is broken all the same
-        return False
+        found = importlib.util.find_spec(module) if module else None
+    except Exception as exc:  # a parent package that fails to import: the plugin is broken all the same
+        return f"its package cannot be imported ({type(exc).__name__}: {exc})"
+    if found is None:
+        return f"module {module!r} was not found"
+    origin = found.origin or ""
+    return _source_problem(origin, attribute.split(".")[0]) if origin.endswith(".py") else None
 
 
-def _unimportable(spec: AdapterSpec) -> Diagnostic:
+def _source_problem(path: str, attribute: str) -> str | None:
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
+    except SyntaxError as exc:
+        return f"{path} has a syntax error (line {exc.lineno}: {exc.msg})"
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None  # unreadable here; it may still load
+    names = _top_level_names(tree)
+    if names is None or not attribute or attribute in names:
+        return None
+    return f"{Path(path).name} defines no {attribute!r} at its top level"
+
+
+def _sub_bodies(node: ast.stmt) -> list[list[ast.stmt]]:
+    """The statement lists that run as part of a module-level ``if``/``try``/``with``/loop (not function bodies)."""
+    bodies = [getattr(node, field, []) for field in ("body", "orelse", "finalbody")]
+    bodies += [handler.body for handler in getattr(node, "handlers", [])]
+    return bodies
+
+
+def _bound_names(body: list[ast.stmt]) -> set[str] | None:
+    """Names a module binds at its top level (inside module-level ``if``/``try`` too); ``None`` when it may bind
+    others dynamically (a star import)."""
+    names: set[str] = set()
+    for node in body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any(alias.name == "*" for alias in node.names):
+                return None
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
+            for sub in _sub_bodies(node):
+                nested = _bound_names(sub)
+                if nested is None:
+                    return None
+                names |= nested
+    return names
+
+
+def _top_level_names(tree: ast.Module) -> set[str] | None:
+    names = _bound_names(tree.body)
+    return None if names is None or "__getattr__" in names else names  # a module __getattr__ can make anything
+
+
+def _unloadable(spec: AdapterSpec, problem: str) -> Diagnostic:
     message = (
-        f"strategy adapter plugin {spec.name!r} ({spec.provider} -> {spec.value}) cannot be imported: its module "
-        "was not found. It is not the adapter in use, so training goes on"
+        f"strategy adapter plugin {spec.name!r} ({spec.provider} -> {spec.value}) cannot be loaded: {problem}. "
+        "It is not the adapter in use, so training goes on"
     )
     return warning("adapter-plugin-broken", message, hint=f"reinstall or uninstall {spec.distribution or 'it'}")
 

@@ -148,15 +148,30 @@ def test_broken_unrelated_plugin_only_warns(good_site: Site) -> None:
         {"broken_plugin_mod": "raise RuntimeError('boom')\n"},
     )
     good_site.install("sloppy-plugin", "0.1", {"sloppy": "no_class_given"})
+    good_site.install("missing-plugin", "2.0", {"missing": "no_such_plugin_module:Adapter"})
+    good_site.install(
+        "typo-plugin", "1.1", {"typo": "typo_plugin_mod:Adaptr"}, {"typo_plugin_mod": "class Adapter:\n    pass\n"}
+    )
     with pytest.warns(AdapterWarning) as record:
         adapter = make_adapter("single_device", {"single_device": "goodone"})
     assert adapter_class(adapter) == f"{GOOD}:GoodAdapter"
     messages = [str(w.message) for w in record if issubclass(w.category, AdapterWarning)]
+    tail = ". It is not the adapter in use, so training goes on\n    hint: reinstall or uninstall"
     assert messages == [
         "entry point 'sloppy' of distribution sloppy-plugin 0.1 has the value 'no_class_given', which is not a "
-        "'module:Class' reference\n    hint: this plugin cannot be loaded; fix its metadata"
+        "'module:Class' reference\n    hint: this plugin cannot be loaded; fix its metadata",
+        "strategy adapter plugin 'broken' (entry point 'broken' of distribution broken-plugin 0.3 -> "
+        f"broken_plugin_mod:Adapter) cannot be loaded: broken_plugin_mod.py defines no 'Adapter' at its top level{tail}"
+        " broken-plugin",
+        "strategy adapter plugin 'missing' (entry point 'missing' of distribution missing-plugin 2.0 -> "
+        f"no_such_plugin_module:Adapter) cannot be loaded: module 'no_such_plugin_module' was not found{tail}"
+        " missing-plugin",
+        "strategy adapter plugin 'typo' (entry point 'typo' of distribution typo-plugin 1.1 -> "
+        f"typo_plugin_mod:Adaptr) cannot be loaded: typo_plugin_mod.py defines no 'Adaptr' at its top level{tail}"
+        " typo-plugin",
     ]
-    assert "broken_plugin_mod" not in sys.modules  # never imported, so it cannot break anything
+    # Found by reading their metadata and source: none was imported, so none can break anything.
+    assert not {"broken_plugin_mod", "typo_plugin_mod"} & set(sys.modules)
 
 
 def test_broken_selected_plugin_is_one_clear_error(site: Site) -> None:
