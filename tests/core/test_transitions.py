@@ -84,17 +84,22 @@ class TransitionMachine(RuleBasedStateMachine):
         self.state = FitState()
         self.epoch = 0
         self.thawed = set(self.resolved.names_through(0))
-        self.saved: list[tuple[int, FitState, frozenset[str]]] = []
+        # The optimizer's groups after phase 0, as the uninterrupted fit builds them: (phase, names, lr).
+        self.groups: list[tuple[int, tuple[str, ...], float]] = []
+        self.saved: list[tuple[int, FitState, frozenset[str], tuple[tuple[int, tuple[str, ...], float], ...]]] = []
         self.history: list[int] = [0]
 
-    @rule(es=st.booleans())
-    def epoch_starts(self, es: bool) -> None:
+    @rule(es=st.booleans(), restore_best=st.booleans())
+    def epoch_starts(self, es: bool, restore_best: bool) -> None:
         transition = next_transition(self.state, self.resolved, Signals(self.epoch, es, self.epochs_only))
         if transition is not None:
             assert transition.to_depth == self.state.depth + 1
-            plan = transition_plan(self.state, self.resolved, transition, restore_best=True)
+            plan = transition_plan(self.state, self.resolved, transition, restore_best=restore_best)
             assert set(plan.thaw) >= self.thawed
             self.thawed = set(plan.thaw)
+            # Apply the plan as the shell does: drop the groups after keep_through, then add the planned ones.
+            self.groups = [g for g in self.groups if g[0] <= plan.keep_through]
+            self.groups += [(g.phase, g.names, g.lr) for g in plan.add]
             self.state = attrs.evolve(self.state, depth=transition.to_depth)
         self.state = decided(self.state, self.epoch)
         self.history.append(self.state.depth)
@@ -110,16 +115,17 @@ class TransitionMachine(RuleBasedStateMachine):
     @rule()
     def checkpoint(self) -> None:
         self.state = attrs.evolve(self.state, best_ckpt_depth=self.state.depth)
-        self.saved.append((self.epoch, self.state, frozenset(self.thawed)))
+        self.saved.append((self.epoch, self.state, frozenset(self.thawed), tuple(self.groups)))
 
     @precondition(lambda self: bool(self.saved))
     @rule(data=st.data())
     def restore(self, data: st.DataObject) -> None:
-        epoch, state, thawed = data.draw(st.sampled_from(self.saved))
+        epoch, state, thawed, groups = data.draw(st.sampled_from(self.saved))
         plan = resume_plan(state, self.resolved)
         assert set(plan.thaw) == thawed and plan.depth == state.depth
-        assert [g.phase for g in plan.add] == list(range(1, state.depth + 1))
-        self.state, self.epoch, self.thawed = state, epoch, set(thawed)
+        # The resumed optimizer gets exactly the groups (phases, names, lrs, order) the uninterrupted fit had.
+        assert tuple((g.phase, g.names, g.lr) for g in plan.add) == groups
+        self.state, self.epoch, self.thawed, self.groups = state, epoch, set(thawed), list(groups)
         self.history.append(-1)  # a restore may go back in depth; between restores depth never decreases
 
     @invariant()
@@ -133,6 +139,11 @@ class TransitionMachine(RuleBasedStateMachine):
             else self.history
         )
         assert segment == sorted(segment)
+
+    @invariant()
+    def every_phase_so_far_has_its_group_once_in_phase_order(self) -> None:
+        if hasattr(self, "state"):
+            assert [g[0] for g in self.groups] == list(range(1, self.state.depth + 1))
 
     @invariant()
     def thawed_is_exactly_the_phases_so_far(self) -> None:
