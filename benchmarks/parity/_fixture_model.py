@@ -32,7 +32,7 @@ class FixtureModel(LightningModule):
         no_decay: list[str] | None = None,
         weight_decay: float = 1e-6,
         lr: float = 1e-3,
-        lr_scheduler: bool = True,
+        lr_scheduler: bool | str = True,
         optimizer_params: str | None = None,
     ) -> None:
         super().__init__()
@@ -67,8 +67,15 @@ class FixtureModel(LightningModule):
         else:  # deliberately not phase 0: exercises enforce_phase0_params
             params = [p for n, p in self.named_parameters() if n.startswith(self.optimizer_params)]
         optimizer = torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay)
-        if not self.use_lr_scheduler:
+        kind = "step" if self.use_lr_scheduler is True else self.use_lr_scheduler
+        if not kind:
             return optimizer
+        if kind == "rlrop":  # ReduceLROnPlateau: per-group min_lrs, stepped on val_loss
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=1, min_lr=1e-7)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
+        if kind == "lambda":  # a linear warmup over 3 epochs: lr_lambdas, extended for new groups
+            warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: min(1.0, (epoch + 1) / 3))
+            return [optimizer], [warmup]
         return [optimizer], [torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)]
 
     def train_dataloader(self) -> Any:

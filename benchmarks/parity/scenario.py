@@ -141,6 +141,23 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "model": {"no_decay": ["bias"], "optimizer_params": "model.0."},
         "section8": "D test_fts_enforce_p0 (step_lr)",
     },
+    "enforce_phase0_rlrop": {
+        "schedule": None,
+        "fts": {"max_depth": 2},
+        "model": {"no_decay": ["bias"], "optimizer_params": "", "lr_scheduler": "rlrop"},
+        "section8": "D test_fts_enforce_p0 (rlrop, all params)",
+    },
+    "enforce_phase0_lambda": {
+        "schedule": None,
+        "fts": {"max_depth": 2},
+        "model": {"no_decay": ["bias"], "optimizer_params": "", "lr_scheduler": "lambda"},
+        "section8": "D test_fts_enforce_p0 (lr_lambdas, all params)",
+    },
+    "lambda_apply_lambdas_new_pgs": {
+        "schedule": "file",
+        "fts": {"apply_lambdas_new_pgs": True},
+        "model": {"lr_scheduler": "lambda"},
+    },
     "default_callbacks_substituted": {"schedule": None, "es": None, "ckpt": None, "trainer": {"max_epochs": 12}},
     "resume_from_best": {
         "schedule": None,
