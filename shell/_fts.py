@@ -52,6 +52,7 @@ from .torch_helpers import (
     group_names,
     optimizer_problems,
     thaw,
+    track_bn_running_stats,
     trainable_names,
     truncate_param_groups,
 )
@@ -395,17 +396,11 @@ class FinetuningScheduler(Callback):
     def _thaw_phase(self, depth: int) -> tuple[str, ...]:
         newly = thaw(self.pl_module, self.module_names(depth))
         if self.frozen_bn_track_running_stats is False:
-            self._track_bn_stats(depth)
+            track_bn_running_stats(self.pl_module, self.module_names(depth))
         if newly and log.isEnabledFor(logging.DEBUG) and self.strategy_adapter is not None:
             shown = self.strategy_adapter.logical_param_translation(list(newly))
             log.debug("Phase %d thawed %d parameter(s): %s", depth, len(newly), ", ".join(shown))
         return newly
-
-    def _track_bn_stats(self, depth: int) -> None:
-        owners = {name.rpartition(".")[0] for name in self.module_names(depth)}
-        for name, module in self.pl_module.named_modules():
-            if name in owners and isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.track_running_stats = True
 
     def _schedulers(self) -> list[Any]:
         return [config.scheduler for config in self.trainer.lr_scheduler_configs]
@@ -538,15 +533,11 @@ class FinetuningScheduler(Callback):
 
     def _check_against_checkpoint(self) -> None:
         optimizer = self.trainer.optimizers[0]
-        problems = optimizer_problems(optimizer, self.pl_module)
+        problems = optimizer_problems(optimizer, self.pl_module, self._schedulers())
         saved = self._checkpoint_groups
         sizes = [len(group["params"]) for group in optimizer.param_groups]
         if saved is not None and saved != sizes:
             problems.append(f"the checkpoint's optimizer has groups of sizes {saved}, the schedule gives {sizes}")
-        for scheduler in self._schedulers():
-            per_group = len(getattr(scheduler, "min_lrs", None) or getattr(scheduler, "base_lrs", []))
-            if per_group != len(sizes):
-                problems.append(f"{type(scheduler).__name__} holds state for {per_group} groups, not {len(sizes)}")
         if problems:
             raise MisconfigurationException(
                 "The checkpoint cannot be matched to the fine-tuning schedule:\n  - "

@@ -62,7 +62,16 @@ from finetuning_scheduler.core import (
 )
 
 from .schedule_files import read_schedule, write_schedule
-from .torch_helpers import add_param_groups, freeze, group_names, inventory, optimizer_problems, thaw, trainable_names
+from .torch_helpers import (
+    add_param_groups,
+    freeze,
+    group_names,
+    inventory,
+    optimizer_problems,
+    thaw,
+    track_bn_running_stats,
+    trainable_names,
+)
 
 ScheduleSource = str | os.PathLike[str] | Mapping[Any, Any] | Schedule | None
 """A schedule as a YAML path, a dict in the FTS format, a :class:`Schedule` record, or ``None`` (generate one)."""
@@ -342,10 +351,7 @@ class ScheduleDriver:
         names = self.resolved.phases[depth].names
         thaw(self.module, names)
         if not self.frozen_bn_track_running_stats:
-            owners = {name.rpartition(".")[0] for name in names}
-            for name, sub in self.module.named_modules():
-                if name in owners and isinstance(sub, nn.modules.batchnorm._BatchNorm):
-                    sub.track_running_stats = True
+            track_bn_running_stats(self.module, names)
 
     def _add_groups(self, names: Sequence[str], lr: float, name: str, no_decay: Sequence[str] | None) -> int:
         optimizer = self._require_optimizer()
@@ -458,11 +464,7 @@ class ScheduleDriver:
         self._apply(resume_plan(restored, self.resolved))
         self._state = restored
         optimizer = self._require_optimizer()
-        problems = optimizer_problems(optimizer, self.module)
-        for scheduler in self.schedulers:
-            per_group = len(getattr(scheduler, "min_lrs", None) or getattr(scheduler, "base_lrs", []))
-            if per_group != len(optimizer.param_groups):
-                problems.append(f"{type(scheduler).__name__} holds state for {per_group} groups")
+        problems = optimizer_problems(optimizer, self.module, self.schedulers)
         if problems:
             raise RuntimeError("The rebuilt optimizer is inconsistent:\n  - " + "\n  - ".join(problems))
 

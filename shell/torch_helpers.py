@@ -178,10 +178,26 @@ def group_names(optimizer: torch.optim.Optimizer, module: nn.Module) -> list[lis
     return [[by_id.get(id(p), "?") for p in group["params"]] for group in optimizer.param_groups]
 
 
-def optimizer_problems(optimizer: torch.optim.Optimizer, module: nn.Module) -> list[str]:
-    """Consistency problems between the optimizer and the model (empty when every invariant holds).
+def track_bn_running_stats(module: nn.Module, names: Iterable[str]) -> None:
+    """Let the BatchNorm layers owning the named parameters track running statistics again (their phase thawed).
 
-    Every trainable parameter must be in exactly one group, and no frozen parameter in any.
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)); freeze(model, bn_track_running_stats=False)
+    >>> track_bn_running_stats(model, ["1.weight"]); model[1].track_running_stats
+    True
+    """
+    owners = {name.rpartition(".")[0] for name in names}
+    for name, sub in module.named_modules():
+        if name in owners and isinstance(sub, _BATCH_NORM):
+            sub.track_running_stats = True
+
+
+def optimizer_problems(
+    optimizer: torch.optim.Optimizer, module: nn.Module, schedulers: Sequence[Any] = ()
+) -> list[str]:
+    """Consistency problems between the optimizer, its LR schedulers and the model (empty when all is well).
+
+    Every trainable parameter must be in exactly one group, no frozen parameter in any, and every scheduler must
+    hold per-group state for exactly the optimizer's groups.
     """
     problems: list[str] = []
     seen: dict[int, int] = {}
@@ -194,4 +210,9 @@ def optimizer_problems(optimizer: torch.optim.Optimizer, module: nn.Module) -> l
             problems.append(f"trainable parameter {pname} is in {count} optimizer groups (expected exactly 1)")
         if not param.requires_grad and count:
             problems.append(f"frozen parameter {pname} is in an optimizer group")
+    groups = len(optimizer.param_groups)
+    for scheduler in schedulers:
+        per_group = len(getattr(scheduler, "min_lrs", None) or getattr(scheduler, "base_lrs", []))
+        if per_group != groups:
+            problems.append(f"{type(scheduler).__name__} holds state for {per_group} groups, not {groups}")
     return problems
