@@ -6,19 +6,14 @@ Lightning, and the torch helpers load without Lightning.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from finetuning_scheduler._checkout import map_checkout_subpackages
 from finetuning_scheduler._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# Run from a source checkout (the repository root on sys.path), this folder shadows the installed package, and
-# core/, shell/ and adapters_builtin/ sit beside it rather than inside it. Searching the checkout's root for
-# subpackages makes `finetuning_scheduler.core` resolve there exactly as the installed mapping does.
-_CHECKOUT = Path(__file__).resolve().parent.parent
-if (_CHECKOUT / "core" / "_records.py").is_file() and (_CHECKOUT / "pyproject.toml").is_file():
-    __path__.append(str(_CHECKOUT))
+map_checkout_subpackages(__name__, __file__)  # a source checkout's core/, shell/, adapters_builtin/ (else nothing)
 
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
