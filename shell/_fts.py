@@ -299,9 +299,9 @@ class FinetuningScheduler(Callback):
         raise SystemExit(0)
 
     def _prepare_early_stopping(self) -> None:
+        # A new fit starts with no phase converged; final_phase follows the depth (_sync_final_phase).
         es = self.early_stopping
         if es is not None and not self.epoch_transitions_only:
-            es.final_phase = False
             es.es_phase_complete = False
 
     def _sync_final_phase(self) -> None:
