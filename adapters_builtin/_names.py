@@ -14,8 +14,8 @@ from finetuning_scheduler.core import (
     NameMap,
     unwrapped_name_map,
 )
-from finetuning_scheduler.shell._naming import NameMapAdapterMixin
-from finetuning_scheduler.shell._strategy_adapter import StrategyAdapter
+from finetuning_scheduler.shell.lightning._naming import NameMapAdapterMixin
+from finetuning_scheduler.shell.lightning._strategy_adapter import StrategyAdapter
 
 
 class UnwrappedNamesStrategyAdapter(NameMapAdapterMixin, StrategyAdapter):

@@ -21,7 +21,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def _table(rows: list[dict[str, Any]]) -> str:
     header = (
-        f"{'scenario':<40} {'params':>7} {'best s':>8} {'median s':>8} {'no-gc s':>8} "
+        f"{'scenario':<40} {'params':>7} {'best s':>8} {'median s':>8} {'gc-on s':>8} "
         f"{'x baseline':>10} {'target s':>8}  met"
     )
     lines = [header, "-" * len(header)]
@@ -31,7 +31,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
         met = {None: "", True: "yes", False: "NO"}[row["target_met"]]
         lines.append(
             f"{row['scenario']:<40} {row['params']:>7} {row['best']:>8.4f} {row['median']:>8.4f} "
-            f"{row['best_without_gc']:>8.4f} {ratio:>10} {target:>8}  {met}"
+            f"{row['best_collector_on']:>8.4f} {ratio:>10} {target:>8}  {met}"
         )
     return "\n".join(lines)
 

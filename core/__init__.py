@@ -22,6 +22,7 @@ from ._adapters import (
     registry_problems,
     resolve_adapter,
 )
+from ._checkpoint_keys import rename_keys
 from ._convert import make_converter
 from ._diagnostics import (
     Diagnostic,
@@ -36,6 +37,7 @@ from ._diagnostics import (
     warnings_only,
 )
 from ._generate import GenerationPolicy, block_of, generate
+from ._name_translation import to_canonical, to_view
 from ._names import (
     LEADING_WRAPPERS,
     ONE_TO_ONE,
@@ -46,18 +48,10 @@ from ._names import (
     Direction,
     FusedPolicy,
     NameMap,
-    TranslatedSchedule,
     build_name_map,
-    generate_in_view,
     identity_map,
-    rename_keys,
-    resolve_in_view,
     strip_wrappers,
-    to_canonical,
-    to_view,
-    translate_schedule,
     unwrapped_name_map,
-    view_inventory,
 )
 from ._pipeline import resolve_schedule, resolve_yaml
 from ._records import (
@@ -72,6 +66,13 @@ from ._records import (
     SourceMap,
     UnscheduledPolicy,
     ValidationOptions,
+)
+from ._schedule_translation import (
+    TranslatedSchedule,
+    generate_in_view,
+    resolve_in_view,
+    translate_schedule,
+    view_inventory,
 )
 from ._structure import PHASE_KEYS, structure_leniently, structure_schedule
 from ._transition import (

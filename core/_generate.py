@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import re
 
-from ._gc import without_collection
 from ._records import ParamInventory, Phase, Schedule
 
 
@@ -46,7 +45,6 @@ def _by_module(names: tuple[str, ...]) -> tuple[Phase, ...]:
     return tuple(Phase(tuple(members)) for members in reversed(groups.values()))
 
 
-@without_collection
 def generate(inventory: ParamInventory, policy: GenerationPolicy = GenerationPolicy.FTS) -> Schedule:
     """A default schedule for a model: every parameter thawed exactly once, the last-registered first.
 

@@ -12,7 +12,6 @@ import attrs
 from returns.result import Failure, Result, Success
 
 from ._diagnostics import Diagnostic, Diagnostics, Location, error, errors_only, warning
-from ._gc import without_collection
 from ._match import NameIndex, compile_pattern, overmatched, regex_matches
 from ._records import (
     LRSchedulerInit,
@@ -306,7 +305,6 @@ def _resolve(
     return ResolvedSchedule(phases, max_depth, max(epochs, default=-1), unscheduled, (), schedule)
 
 
-@without_collection
 def diagnose(
     schedule: Schedule, inventory: ParamInventory, options: ValidationOptions
 ) -> ResolvedSchedule | Diagnostics:

@@ -14,7 +14,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, TrainingArguments
 
 from finetuning_scheduler import EpochTrace
-from finetuning_scheduler.shell.hf import FinetuningCallback
+from finetuning_scheduler.shell.integrations.hf import FinetuningCallback
 
 # Phase 0: the last block and the final norm; phase 1: the first block; phase 2: the embeddings.
 SCHEDULE: dict[int, Any] = {

@@ -15,7 +15,7 @@ CHECK = (
     "assert not {'torch', 'lightning'} & set(sys.modules), 'the core loaded torch or Lightning'; "
     "import importlib.util as u; "
     "assert u.find_spec('finetuning_scheduler.tests') is None, 'only core/shell/adapters_builtin are mapped'; "
-    "import finetuning_scheduler.shell.torch_helpers, finetuning_scheduler.adapters_builtin"
+    "import finetuning_scheduler.shell.engine.torch_helpers, finetuning_scheduler.adapters_builtin"
 )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuning_scheduler.shell.driver import EpochTrace, ScheduleDriver
+from finetuning_scheduler.shell.integrations.driver import EpochTrace, ScheduleDriver
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -18,15 +18,15 @@ from torch import nn
 
 import finetuning_scheduler
 from finetuning_scheduler.core import GenerationPolicy, Reason, Schedule, generate
-from finetuning_scheduler.shell import driver as driver_module
-from finetuning_scheduler.shell.driver import (
+from finetuning_scheduler.shell.integrations import driver as driver_module
+from finetuning_scheduler.shell.integrations.driver import (
     PhasePlateau,
     ScheduleDriver,
     ScheduleError,
     ScheduleWarning,
     unwrap_module,
 )
-from finetuning_scheduler.shell.torch_helpers import inventory
+from finetuning_scheduler.shell.engine.torch_helpers import inventory
 
 example = load_example("plain_pytorch")
 SCHEDULE = example.SCHEDULE  # head.* (until epoch 2), body.2.* (lr 5e-3, until 4), body.0.* (lr 2e-3, until 6)
@@ -51,7 +51,7 @@ def _run_subprocess(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_driver_imports_no_lightning() -> None:
     code = (
-        "import finetuning_scheduler.shell.driver, sys; "
+        "import finetuning_scheduler.shell.integrations.driver, sys; "
         "assert not any(m.split('.')[0]=='lightning' for m in sys.modules), sorted(sys.modules)"
     )
     result = _run_subprocess(code)
@@ -62,11 +62,11 @@ def test_facade_exports_the_driver_lazily_and_never_imports_the_hf_module() -> N
     code = (
         "import sys, finetuning_scheduler as f; "
         "assert 'torch' not in sys.modules, 'torch'; "
-        "assert f.ScheduleDriver.__module__ == 'finetuning_scheduler.shell.driver'; "
+        "assert f.ScheduleDriver.__module__ == 'finetuning_scheduler.shell.integrations.driver'; "
         "assert issubclass(f.ScheduleError, ValueError) and f.EpochTrace; "
         "assert not any(m.split('.')[0] in ('lightning', 'transformers') for m in sys.modules), 'lightning'; "
         "[getattr(f, name) for name in f.__all__]; "
-        "assert 'finetuning_scheduler.shell.hf' not in sys.modules, 'hf'"
+        "assert 'finetuning_scheduler.shell.integrations.hf' not in sys.modules, 'hf'"
     )
     result = _run_subprocess(code)
     assert result.returncode == 0, result.stderr

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from finetuning_scheduler.core import AdapterSpec, ValidationOptions, build_name_map, errors_only, render_all
-from finetuning_scheduler.shell.torch_helpers import freeze, thaw, trainable_names
+from finetuning_scheduler.shell.engine.torch_helpers import freeze, thaw, trainable_names
 from finetuning_scheduler.strategy_adapters import AdapterError, discover_adapters, make_adapter
 
 transformers = pytest.importorskip("transformers")

@@ -14,7 +14,7 @@ from torch import nn
 
 from finetuning_scheduler import FinetuningScheduler
 from finetuning_scheduler.core import ValidationOptions
-from finetuning_scheduler.shell._naming import NameTranslationError, canonical_names, state_dict_for_module
+from finetuning_scheduler.shell.lightning._naming import NameTranslationError, canonical_names, state_dict_for_module
 from finetuning_scheduler.strategy_adapters import (
     FSDPStrategyAdapter,
     ModelParallelStrategyAdapter,

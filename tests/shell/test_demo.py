@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from finetuning_scheduler.__main__ import main as cli_main
-from finetuning_scheduler.shell import demo
+from finetuning_scheduler.shell.app import demo
 
 
 def test_demo_fine_tunes_the_digits_in_phases(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from finetuning_scheduler.shell.torch_helpers import (
+from finetuning_scheduler.shell.engine.torch_helpers import (
     add_param_groups,
     freeze,
     inventory,
@@ -22,7 +22,7 @@ from finetuning_scheduler.shell.torch_helpers import (
 
 @pytest.mark.parametrize(
     ("module", "forbidden"),
-    [("finetuning_scheduler.core", "torch"), ("finetuning_scheduler.shell.torch_helpers", "lightning")],
+    [("finetuning_scheduler.core", "torch"), ("finetuning_scheduler.shell.engine.torch_helpers", "lightning")],
 )
 def test_layers_load_without_heavier_dependencies(module: str, forbidden: str) -> None:
     code = (

@@ -35,11 +35,12 @@ from finetuning_scheduler.core import (
     view_inventory,
 )
 
-from .schedule_files import write_schedule
-from .torch_helpers import inventory
+from ..engine import collector_paused, inventory, schedule_file_name, value_or_raise, write_schedule
 
 if TYPE_CHECKING:
     from lightning.pytorch import LightningModule
+
+    from ._views import SchedulerView
 
 
 class NameTranslationError(ValueError):
@@ -51,9 +52,7 @@ class NameTranslationError(ValueError):
 
 
 def _unwrap(result: Result[Any, Diagnostics]) -> Any:
-    if not is_successful(result):
-        raise NameTranslationError(result.failure())
-    return result.unwrap()
+    return value_or_raise(result, NameTranslationError)
 
 
 def view_named_parameters(module: nn.Module, name_map: NameMap) -> dict[str, nn.Parameter]:
@@ -151,7 +150,7 @@ class NameMapAdapterMixin:
 
     if TYPE_CHECKING:
         pl_module: LightningModule
-        fts_handle: Any
+        fts_handle: SchedulerView
 
     def build_name_map(self, module: nn.Module, canonical: tuple[str, ...]) -> Result[NameMap, Diagnostics]:
         """The map between schedule-space names and ``canonical`` (the module's parameter names, in order)."""
@@ -194,11 +193,12 @@ class NameMapAdapterMixin:
         translation is kept in :attr:`translated`.
         """
         fts = self.fts_handle
-        outcome = self.name_map_result().bind(
-            lambda name_map: resolve_in_view(
-                fts.raw_schedule, inventory(self.pl_module), name_map, fts.validation_options, self.fused_policy
+        with collector_paused():
+            outcome = self.name_map_result().bind(
+                lambda name_map: resolve_in_view(
+                    fts.raw_schedule, inventory(self.pl_module), name_map, fts.validation_options, self.fused_policy
+                )
             )
-        )
         if not is_successful(outcome):
             return Failure(outcome.failure())
         self.translated = outcome.unwrap()
@@ -206,8 +206,9 @@ class NameMapAdapterMixin:
 
     def gen_ft_schedule(self, dump_loc: str | Path) -> Path:
         """Generate the implicit schedule in schedule-space names; a fused or tied tensor's names share a phase."""
-        target = Path(dump_loc) / f"{type(self.pl_module).__name__}_ft_schedule.yaml"
-        return write_schedule(generate_in_view(self.name_map), target)
+        with collector_paused():
+            schedule = generate_in_view(self.name_map)
+        return write_schedule(schedule, Path(dump_loc) / schedule_file_name(self.pl_module))
 
     # -- names ---------------------------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """A demo of phased fine-tuning on real data: a small pretrained MLP learns all ten of scikit-learn's digits.
 
-Run it with ``python -m finetuning_scheduler demo`` (or ``python shell/demo.py``, which also works with the
-reference Fine-Tuning Scheduler installed instead of this package: it only uses the public API).
+Run it with ``python -m finetuning_scheduler demo``. It uses only the public API (``FinetuningScheduler``,
+``FTSEarlyStopping``, ``FTSCheckpoint``), so it reads as a template for your own fine-tuning script.
 
 1. **Pretrain** a backbone (64 → 128 → 64) with a 5-way head on the digits 0-4 of the training split.
 2. **Fine-tune** on all ten digits with a fresh 10-way head and ``FinetuningScheduler``, in three phases:
@@ -28,6 +28,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ._console import DemoConsole
 
 SUMMARY = "fine-tune a pretrained MLP on scikit-learn's digits in three phases (CPU, a few seconds)"
 
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    console = _Console(plain=args.plain)
+    console = DemoConsole(plain=args.plain)
     _quiet_libraries()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -217,7 +219,7 @@ def _recorder_class() -> type:
     class PhaseRecorder(Callback):
         """Records, after the scheduler's own hooks, the phase of each epoch and why each phase ended."""
 
-        def __init__(self, scheduler: Any, schedule: dict[int, dict[str, Any]], console: _Console) -> None:
+        def __init__(self, scheduler: Any, schedule: dict[int, dict[str, Any]], console: DemoConsole) -> None:
             self.scheduler = scheduler
             self.schedule = schedule
             self.console = console
@@ -361,91 +363,3 @@ def _write_outputs(
         "epochs": recorder.rows,
     }
     (out / "trace.json").write_text(json.dumps(payload, indent=1))
-
-
-class _Console:
-    """Per-epoch lines and the final summary: rich when available (and wanted), plain text otherwise."""
-
-    def __init__(self, plain: bool) -> None:
-        self._rich: Any = None
-        self._progress: Any = None
-        self._task: Any = None
-        if not plain:
-            try:
-                from rich.console import Console
-            except ImportError:
-                pass
-            else:
-                self._rich = Console()
-
-    def line(self, text: str) -> None:
-        if self._rich is not None:
-            self._rich.print(text, highlight=False, soft_wrap=True)
-        else:
-            print(text, flush=True)
-
-    def start(self, total: int) -> None:
-        if self._rich is None:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        columns = (TextColumn("fine-tuning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        self._progress = Progress(*columns, console=self._rich, transient=True)
-        self._progress.start()
-        self._task = self._progress.add_task("epochs", total=total)
-
-    def stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-    def epoch(self, row: dict[str, Any], total: int) -> None:
-        lrs = ", ".join(f"{lr:.3g}" for lr in row["lrs"])
-        text = (
-            f"epoch {row['epoch']:>2}/{total}  phase {row['phase']}  trainable {row['trainable_share']:>6.1%}  "
-            f"loss {row['train_loss']:.3f}/{row['val_loss']:.3f}  val_acc {row['val_acc']:>5.1%}  lr {lrs}"
-        )
-        if self._progress is not None:
-            self._progress.console.print(text, highlight=False, soft_wrap=True)
-            self._progress.update(self._task, advance=1)
-        else:
-            print(text, flush=True)
-
-    def summary(self, phases: list[dict[str, Any]], accuracy: float, n_val: int, seconds: float) -> None:
-        headers = ("phase", "epochs", "trainable", "param-group lrs", "ended by")
-        rows = [
-            (
-                str(p["phase"]),
-                f"{p['first_epoch']}-{p['last_epoch']} ({p['epochs']})",
-                f"{p['trainable_share']:.1%}",
-                ", ".join(f"{lr:.3g}" for lr in p["lrs"]),
-                p["ended_by"],
-            )
-            for p in phases
-        ]
-        closing = f"final validation accuracy: {accuracy:.1%} on {n_val} images; {seconds:.1f} s in all"
-        if self._rich is not None:
-            from rich.table import Table
-
-            table = Table(title="fine-tuning phases")
-            for header in headers:
-                table.add_column(header)
-            for row in rows:
-                table.add_row(*row)
-            self._rich.print(table)
-            self._rich.print(f"[bold]{closing}[/bold]", highlight=False, soft_wrap=True)
-            return
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        for cells in (headers, *rows):
-            print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
-        print(closing, flush=True)
-
-
-if __name__ == "__main__":
-    import sys
-
-    # Run as a script, this folder is sys.path[0]; drop it so that nothing here shadows an installed module (the
-    # package this demo imports is whichever `finetuning_scheduler` the interpreter has).
-    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-        sys.path.pop(0)
-    sys.exit(main())

@@ -5,17 +5,15 @@ FTSCheckpoint; plain Lightning ones are replaced by their phase-aware twins with
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import Checkpoint, EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 
 from ._callbacks import FTSCheckpoint, FTSEarlyStopping
-
-if TYPE_CHECKING:
-    from ._fts import FinetuningScheduler
+from ._views import SchedulerView, trainer_callbacks
 
 _DEFAULT_MONITOR = "val_loss"
 
@@ -35,7 +33,7 @@ def _settings_of(callback: Callback, base: type) -> dict[str, Any]:
 
 
 def _only_one(trainer: Trainer, kind: type) -> list[Callback]:
-    found = [cb for cb in trainer.callbacks if isinstance(cb, kind)]
+    found = [cb for cb in trainer_callbacks(trainer) if isinstance(cb, kind)]
     if len(found) > 1:
         raise MisconfigurationException(
             f"Use of multiple {kind.__name__} callbacks is not supported with FinetuningScheduler "
@@ -44,7 +42,7 @@ def _only_one(trainer: Trainer, kind: type) -> list[Callback]:
     return found
 
 
-def _twin(trainer: Trainer, existing: Callback, twin_cls: type, base: type, fts: FinetuningScheduler) -> Callback:
+def _twin(trainer: Trainer, existing: Callback, twin_cls: type, base: type, fts: SchedulerView) -> Callback:
     settings = _settings_of(existing, base)
     if settings.get("monitor") is None:
         rank_zero_warn(f"No monitor metric specified for {twin_cls.__name__}, using '{_DEFAULT_MONITOR}' as default.")
@@ -54,12 +52,12 @@ def _twin(trainer: Trainer, existing: Callback, twin_cls: type, base: type, fts:
         f"FinetuningScheduler needs a phase-aware {base.__name__}: replacing the {type(existing).__name__} with "
         f"{twin_cls.__name__} (same settings)."
     )
-    trainer.callbacks[trainer.callbacks.index(existing)] = twin
+    trainer_callbacks(trainer)[trainer_callbacks(trainer).index(existing)] = twin
     twin.setup(trainer, fts.pl_module, "fit")
     return twin
 
 
-def _ensure(trainer: Trainer, twin_cls: type, base: type, fts: FinetuningScheduler) -> None:
+def _ensure(trainer: Trainer, twin_cls: type, base: type, fts: SchedulerView) -> None:
     found = _only_one(trainer, base)
     if found and isinstance(found[0], twin_cls):
         if getattr(found[0], "monitor", None) is None and twin_cls is FTSEarlyStopping:
@@ -73,40 +71,40 @@ def _ensure(trainer: Trainer, twin_cls: type, base: type, fts: FinetuningSchedul
         f"settings (monitor='{_DEFAULT_MONITOR}')."
     )
     added = twin_cls(monitor=_DEFAULT_MONITOR)
-    trainer.callbacks.insert(_before_checkpoints(trainer), added)
+    trainer_callbacks(trainer).insert(_before_checkpoints(trainer), added)
     added.setup(trainer, fts.pl_module, "fit")
 
 
 def _before_checkpoints(trainer: Trainer) -> int:
     """Where a new callback goes: before the checkpoint callbacks, which Lightning keeps last so that a checkpoint
     saves the state the other callbacks reached in the same hook (early stopping's decision, say)."""
-    for index, callback in enumerate(trainer.callbacks):
+    for index, callback in enumerate(trainer_callbacks(trainer)):
         if isinstance(callback, Checkpoint):
             return index
-    return len(trainer.callbacks)
+    return len(trainer_callbacks(trainer))
 
 
 def _prune_early_stopping(trainer: Trainer) -> None:
-    for callback in [cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)]:
+    for callback in [cb for cb in trainer_callbacks(trainer) if isinstance(cb, EarlyStopping)]:
         rank_zero_warn(
             "epoch_transitions_only is set, so the EarlyStopping callback is extraneous and has been removed: "
             "phases (and the run) end by max_transition_epoch and max_epochs."
         )
-        trainer.callbacks.remove(callback)
+        trainer_callbacks(trainer).remove(callback)
 
 
-def _order_lr_monitor(trainer: Trainer, fts: FinetuningScheduler) -> None:
+def _order_lr_monitor(trainer: Trainer, fts: SchedulerView) -> None:
     """Put LearningRateMonitor right after the scheduler, so it sees a new phase's groups in the same epoch."""
-    monitors = [cb for cb in trainer.callbacks if isinstance(cb, LearningRateMonitor)]
-    position = trainer.callbacks.index(fts)
+    monitors = [cb for cb in trainer_callbacks(trainer) if isinstance(cb, LearningRateMonitor)]
+    position = trainer_callbacks(trainer).index(fts)
     for monitor in monitors:
-        if trainer.callbacks.index(monitor) < position:
-            trainer.callbacks.remove(monitor)
-            trainer.callbacks.insert(trainer.callbacks.index(fts) + 1, monitor)
+        if trainer_callbacks(trainer).index(monitor) < position:
+            trainer_callbacks(trainer).remove(monitor)
+            trainer_callbacks(trainer).insert(trainer_callbacks(trainer).index(fts) + 1, monitor)
 
 
 def _schedulers_given(trainer: Trainer) -> None:
-    schedulers = [cb for cb in trainer.callbacks if hasattr(cb, "ft_schedule") and hasattr(cb, "max_depth")]
+    schedulers = [cb for cb in trainer_callbacks(trainer) if hasattr(cb, "ft_schedule") and hasattr(cb, "max_depth")]
     if len(schedulers) > 1:
         raise MisconfigurationException(
             f"{len(schedulers)} FinetuningScheduler callbacks were given; use of multiple FinetuningScheduler "
@@ -114,7 +112,7 @@ def _schedulers_given(trainer: Trainer) -> None:
         )
 
 
-def configure_callback_dependencies(trainer: Trainer, fts: FinetuningScheduler) -> None:
+def configure_callback_dependencies(trainer: Trainer, fts: SchedulerView) -> None:
     """Make the trainer's callbacks what a scheduled fit needs (called from the scheduler's ``setup``)."""
     _schedulers_given(trainer)
     if fts.epoch_transitions_only:

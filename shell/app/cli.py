@@ -1,16 +1,21 @@
-"""``python -m finetuning_scheduler demo``: the command-line entry of the package (see shell/demo.py)."""
+"""The command line: ``python -m finetuning_scheduler COMMAND`` (and the ``fts-fc`` console script)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
+
+from . import demo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Dispatch a subcommand; returns the process exit status."""
-    from finetuning_scheduler.shell import demo
+    """Dispatch a subcommand; returns the process exit status.
 
+    >>> main(["demo", "--help"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    SystemExit: 0
+    """
     parser = argparse.ArgumentParser(prog="python -m finetuning_scheduler")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.add_arguments(commands.add_parser("demo", help=demo.SUMMARY, description=demo.SUMMARY))
@@ -18,5 +23,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return demo.run(args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["main"]

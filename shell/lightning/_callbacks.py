@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
 from torch import Tensor
+from typing_extensions import override
 
-if TYPE_CHECKING:
-    from ._fts import FinetuningScheduler
+from ._views import SchedulerView, trainer_callbacks
 
 
-def find_scheduler(trainer: Trainer, requester: type) -> FinetuningScheduler:
+def find_scheduler(trainer: Trainer, requester: type) -> SchedulerView:
     """The FinetuningScheduler among the trainer's callbacks (recognised by its attributes, as FTS does)."""
-    found = [cb for cb in trainer.callbacks if hasattr(cb, "ft_schedule") and hasattr(cb, "max_depth")]
+    found = [cb for cb in trainer_callbacks(trainer) if hasattr(cb, "ft_schedule") and hasattr(cb, "max_depth")]
     base = "ModelCheckpoint" if issubclass(requester, ModelCheckpoint) else "EarlyStopping"
     if not found:
         raise MisconfigurationException(
@@ -32,7 +32,35 @@ def find_scheduler(trainer: Trainer, requester: type) -> FinetuningScheduler:
     return found[0]  # type: ignore[return-value]
 
 
-class FTSEarlyStopping(EarlyStopping):
+class _ConnectsToScheduler(Callback):
+    """The setup guard both phase-aware callbacks share: connect to the scheduler once per fit.
+
+    The scheduler may set a twin up early (when it replaces a plain callback during its own ``setup``), and Lightning
+    then calls ``setup`` again; the second call must change nothing. ``teardown`` allows the next fit to connect.
+    """
+
+    finetuningscheduler_callback: SchedulerView | None = None
+    _fts_setup_done = False
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self._fts_setup_done:
+            return
+        self.finetuningscheduler_callback = find_scheduler(trainer, type(self))
+        self._connect(self.finetuningscheduler_callback)
+        super().setup(trainer, pl_module, stage)
+        self._fts_setup_done = True
+
+    def _connect(self, fts: SchedulerView) -> None:
+        """Check and adjust this callback's settings for the scheduler (before Lightning's own setup)."""
+
+    @override
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._fts_setup_done = False
+        super().teardown(trainer, pl_module, stage)
+
+
+class FTSEarlyStopping(_ConnectsToScheduler, EarlyStopping):
     """Early stopping that ends a *phase* instead of the run, until the final phase.
 
     Takes Lightning's ``EarlyStopping`` arguments. When the monitored metric stops improving in a phase that is
@@ -45,24 +73,15 @@ class FTSEarlyStopping(EarlyStopping):
         super().__init__(*args, **kwargs)
         self.es_phase_complete = True
         self.final_phase = True
-        self.finetuningscheduler_callback: FinetuningScheduler | None = None
         self.reduce_transition_decisions = False
-        self._fts_setup_done = False
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Connect to the scheduler; check after validation (not at train epoch end) unless told otherwise."""
-        if self._fts_setup_done:
-            return
-        self.finetuningscheduler_callback = find_scheduler(trainer, type(self))
+    @override
+    def _connect(self, fts: SchedulerView) -> None:
+        """Check after validation (not at train epoch end) unless told otherwise."""
         if self._check_on_train_epoch_end is None:
             self._check_on_train_epoch_end = False
-        super().setup(trainer, pl_module, stage)
-        self._fts_setup_done = True
 
-    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Allow a later fit with the same callback to connect again."""
-        self._fts_setup_done = False
-
+    @override
     def _evaluate_stopping_criteria(self, current: Tensor) -> tuple[bool, str | None]:
         should_stop, reason = super()._evaluate_stopping_criteria(current)
         if should_stop and self.stopping_reason is EarlyStoppingReason.PATIENCE_EXHAUSTED and not self.final_phase:
@@ -72,6 +91,7 @@ class FTSEarlyStopping(EarlyStopping):
             return False, f"{self.monitor} stopped improving: this fine-tuning phase is complete"
         return should_stop, reason
 
+    @override
     def _run_early_stopping_check(self, trainer: Trainer) -> None:
         super()._run_early_stopping_check(trainer)
         # Every process must enter the next phase together (their optimizers must stay identical), even when the
@@ -83,6 +103,7 @@ class FTSEarlyStopping(EarlyStopping):
         self.es_phase_complete = False
         self.wait_count = 0
 
+    @override
     def state_dict(self) -> dict[str, Any]:
         """Lightning's early-stopping state plus the phase signal, so a resumed fit decides as the original did.
 
@@ -91,13 +112,14 @@ class FTSEarlyStopping(EarlyStopping):
         """
         return {**super().state_dict(), "es_phase_complete": self.es_phase_complete}
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore Lightning's state and the phase signal."""
         super().load_state_dict(state_dict)
         self.es_phase_complete = bool(state_dict.get("es_phase_complete", False))
 
 
-class FTSCheckpoint(ModelCheckpoint):
+class FTSCheckpoint(_ConnectsToScheduler, ModelCheckpoint):
     """Lightning's ``ModelCheckpoint`` that also tracks the phase (depth) of the best checkpoint.
 
     ``current_ckpt_depth`` is the depth of the latest save, ``best_ckpt_depth`` the depth at which the current best
@@ -108,16 +130,11 @@ class FTSCheckpoint(ModelCheckpoint):
         super().__init__(*args, **kwargs)
         self.current_ckpt_depth = 0
         self.best_ckpt_depth = 0
-        self.finetuningscheduler_callback: FinetuningScheduler | None = None
         self._best_before_save: str | None = None
-        self._fts_setup_done = False
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Connect to the scheduler and check that ``restore_best`` has a best checkpoint to restore."""
-        if self._fts_setup_done:
-            return
-        fts = find_scheduler(trainer, type(self))
-        self.finetuningscheduler_callback = fts
+    @override
+    def _connect(self, fts: SchedulerView) -> None:
+        """Check that ``restore_best`` has a best checkpoint to restore; save after validation unless told not to."""
         if fts.restore_best and not self.save_top_k:
             raise MisconfigurationException(
                 f"FTSCheckpoint has save_top_k={self.save_top_k}, so there is no best checkpoint for restore_best "
@@ -130,13 +147,8 @@ class FTSCheckpoint(ModelCheckpoint):
             )
         if self._save_on_train_epoch_end is None:
             self._save_on_train_epoch_end = False
-        super().setup(trainer, pl_module, stage)
-        self._fts_setup_done = True
 
-    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Allow a later fit with the same callback to connect again."""
-        self._fts_setup_done = False
-
+    @override
     def _save_topk_checkpoint(self, trainer: Trainer, monitor_candidates: dict[str, Tensor]) -> None:
         self._best_before_save = self.best_model_path
         try:
@@ -149,6 +161,7 @@ class FTSCheckpoint(ModelCheckpoint):
         """Whether the checkpoint being written right now has become the best one."""
         return self._best_before_save is not None and self.best_model_path != self._best_before_save
 
+    @override
     def state_dict(self) -> dict[str, Any]:
         """Lightning's checkpoint-tracking state plus the depths of the latest and the best checkpoint."""
         fts = self.finetuningscheduler_callback
@@ -159,29 +172,34 @@ class FTSCheckpoint(ModelCheckpoint):
         state = super().state_dict()
         return {**state, "current_ckpt_depth": self.current_ckpt_depth, "best_ckpt_depth": self.best_ckpt_depth}
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the tracking state, including the top-k bookkeeping when the ``dirpath`` changed.
 
         Lightning forgets the best scores when resuming into another folder, which would let the first new save
         become "best" and make a resumed fit restore a different checkpoint than the uninterrupted one. The earlier
         checkpoints stay tracked (Lightning never deletes files outside its own ``dirpath``).
+
+        Like Lightning's own loading, a partial state keeps the current value of whatever it lacks (a state saved
+        before a key existed, or written by hand) instead of failing on the missing key.
         """
         moved = state_dict.get("dirpath", self.dirpath) != self.dirpath
+        complete = {"best_model_score": self.best_model_score, "best_model_path": self.best_model_path, **state_dict}
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The dirpath has changed")
-            super().load_state_dict(state_dict)
+            super().load_state_dict(complete)
         if moved:
             warnings.warn(
                 f"The checkpoint dirpath changed from {state_dict.get('dirpath')!r} to {self.dirpath!r}: new "
                 "checkpoints go to the new folder, and the earlier best checkpoints stay tracked (never deleted).",
                 stacklevel=2,
             )
-            self.best_model_score = state_dict["best_model_score"]
+            self.best_model_score = complete["best_model_score"]
             self.kth_best_model_path = state_dict.get("kth_best_model_path", self.kth_best_model_path)
             self.kth_value = state_dict.get("kth_value", self.kth_value)
             self.best_k_models = state_dict.get("best_k_models", self.best_k_models)
-        self.current_ckpt_depth = int(state_dict.get("current_ckpt_depth", 0))
-        self.best_ckpt_depth = int(state_dict.get("best_ckpt_depth", 0))
+        self.current_ckpt_depth = int(state_dict.get("current_ckpt_depth", self.current_ckpt_depth))
+        self.best_ckpt_depth = int(state_dict.get("best_ckpt_depth", self.best_ckpt_depth))
 
 
 def is_fts_callback(callback: Callback) -> bool:

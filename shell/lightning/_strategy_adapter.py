@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.strategies import Strategy
@@ -24,11 +24,8 @@ from finetuning_scheduler.core import (
     resolve_schedule,
 )
 
-from .schedule_files import write_schedule
-from .torch_helpers import inventory
-
-if TYPE_CHECKING:
-    from ._fts import FinetuningScheduler
+from ..engine import collector_paused, inventory, schedule_file_name, write_schedule
+from ._views import SchedulerView
 
 
 class StrategyAdapter:
@@ -45,14 +42,14 @@ class StrategyAdapter:
     schedules in other names; override ``validate_ft_sched`` to replace validation entirely.
     """
 
-    fts_handle: FinetuningScheduler
+    fts_handle: SchedulerView
 
     def __init__(self) -> None:
         """Adapters are built as ``cls(**strategy_adapter_cfg)``; the base takes no options."""
 
     # -- connection and conveniences -----------------------------------------------------------------------------
 
-    def connect(self, fts_parent: FinetuningScheduler) -> None:
+    def connect(self, fts_parent: SchedulerView) -> None:
         """Attach to the scheduler callback."""
         self.fts_handle = fts_parent
 
@@ -112,13 +109,14 @@ class StrategyAdapter:
     def validate_ft_sched(self) -> Result[ResolvedSchedule, Diagnostics]:
         """Validate the scheduler's schedule against the model: the resolved schedule or every problem."""
         fts = self.fts_handle
-        return resolve_schedule(fts.raw_schedule, self.schedule_inventory(), fts.validation_options)
+        with collector_paused():
+            return resolve_schedule(fts.raw_schedule, self.schedule_inventory(), fts.validation_options)
 
     def gen_ft_schedule(self, dump_loc: str | Path) -> Path:
         """Generate the implicit schedule (FTS's policy) and write it to ``{dump_loc}/{Module}_ft_schedule.yaml``."""
-        schedule = generate(self.schedule_inventory(), GenerationPolicy.FTS)
-        target = Path(dump_loc) / f"{type(self.pl_module).__name__}_ft_schedule.yaml"
-        return write_schedule(schedule, target)
+        with collector_paused():
+            schedule = generate(self.schedule_inventory(), GenerationPolicy.FTS)
+        return write_schedule(schedule, Path(dump_loc) / schedule_file_name(self.pl_module))
 
     def on_trainable_changed(self) -> None:
         """Called on every process after a phase (or a resumed fit) changed which parameters are trainable.

@@ -15,19 +15,19 @@ from finetuning_scheduler._lazy import lazy_exports
 
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "AdapterError": "finetuning_scheduler.shell._discovery",
-    "AdapterRegistry": "finetuning_scheduler.shell._discovery",
-    "AdapterWarning": "finetuning_scheduler.shell._discovery",
+    "AdapterError": "finetuning_scheduler.shell.plugins",
+    "AdapterRegistry": "finetuning_scheduler.shell.lightning._adapters",
+    "AdapterWarning": "finetuning_scheduler.shell.plugins",
     "FSDPStrategyAdapter": "finetuning_scheduler.adapters_builtin._fsdp",
     "ModelParallelStrategyAdapter": "finetuning_scheduler.adapters_builtin._model_parallel",
-    "NameMapAdapterMixin": "finetuning_scheduler.shell._naming",
-    "NameTranslationError": "finetuning_scheduler.shell._naming",
-    "STRATEGY_ADAPTERS": "finetuning_scheduler.shell._discovery",
-    "StrategyAdapter": "finetuning_scheduler.shell._strategy_adapter",
+    "NameMapAdapterMixin": "finetuning_scheduler.shell.lightning._naming",
+    "NameTranslationError": "finetuning_scheduler.shell.lightning._naming",
+    "STRATEGY_ADAPTERS": "finetuning_scheduler.shell.lightning._adapters",
+    "StrategyAdapter": "finetuning_scheduler.shell.lightning._strategy_adapter",
     "UnwrappedNamesStrategyAdapter": "finetuning_scheduler.adapters_builtin._names",
-    "discover_adapters": "finetuning_scheduler.shell._discovery",
-    "load_adapter": "finetuning_scheduler.shell._discovery",
-    "make_adapter": "finetuning_scheduler.shell._discovery",
+    "discover_adapters": "finetuning_scheduler.shell.plugins",
+    "load_adapter": "finetuning_scheduler.shell.lightning._adapters",
+    "make_adapter": "finetuning_scheduler.shell.lightning._adapters",
 }
 
 __all__ = [
@@ -54,14 +54,12 @@ if TYPE_CHECKING:
     from finetuning_scheduler.adapters_builtin._fsdp import FSDPStrategyAdapter
     from finetuning_scheduler.adapters_builtin._model_parallel import ModelParallelStrategyAdapter
     from finetuning_scheduler.adapters_builtin._names import UnwrappedNamesStrategyAdapter
-    from finetuning_scheduler.shell._discovery import (
+    from finetuning_scheduler.shell.lightning._adapters import (
         STRATEGY_ADAPTERS,
-        AdapterError,
         AdapterRegistry,
-        AdapterWarning,
-        discover_adapters,
         load_adapter,
         make_adapter,
     )
-    from finetuning_scheduler.shell._naming import NameMapAdapterMixin, NameTranslationError
-    from finetuning_scheduler.shell._strategy_adapter import StrategyAdapter
+    from finetuning_scheduler.shell.lightning._naming import NameMapAdapterMixin, NameTranslationError
+    from finetuning_scheduler.shell.plugins import AdapterError, AdapterWarning, discover_adapters
+    from finetuning_scheduler.shell.lightning._strategy_adapter import StrategyAdapter

@@ -1,6 +1,6 @@
 """FTS's module path for the base class (``finetuning_scheduler.strategy_adapters.base``), for plugins written
 against it. Defines nothing."""
 
-from finetuning_scheduler.shell._strategy_adapter import StrategyAdapter
+from finetuning_scheduler.shell.lightning._strategy_adapter import StrategyAdapter
 
 __all__ = ["StrategyAdapter"]

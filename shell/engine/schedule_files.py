@@ -1,4 +1,4 @@
-"""Reading and writing schedule files. No Lightning import: usable from any trainer."""
+"""Reading and writing schedule files, and their names. No Lightning import: usable from any trainer."""
 
 from __future__ import annotations
 
@@ -35,6 +35,16 @@ def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def schedule_file_name(module: object) -> str:
+    """The file name of a module's schedule in ``log_dir``, as FTS names it: ``{ModuleClass}_ft_schedule.yaml``.
+
+    >>> class Classifier: ...
+    >>> schedule_file_name(Classifier())
+    'Classifier_ft_schedule.yaml'
+    """
+    return f"{type(module).__name__}_ft_schedule.yaml"
 
 
 def write_schedule(schedule: Schedule, path: str | os.PathLike[str]) -> Path:

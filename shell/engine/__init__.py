@@ -1,0 +1,57 @@
+"""The phase engine and the torch helpers it applies decisions with: torch and the pure core, never Lightning.
+
+Every trainer integration (the Lightning callback, the driver for other loops) runs its fit through one
+:class:`PhaseEngine`; the torch helpers and schedule files are usable on their own too.
+"""
+
+from ._engine import STATE_FORMAT, GroupPolicy, NoDecay, PhaseEngine, RestoreBest
+from ._errors import CheckpointMismatchError, ScheduleError, ScheduleWarning, value_or_raise
+from ._gc import collector_paused
+from ._lr_schedulers import SUPPORTED_LR_SCHEDULERS, extend_scheduler_state, unsupported_scheduler
+from ._phase0 import Phase0Mismatch, phase0_mismatch
+from ._records import EpochTrace, PhaseChange
+from .schedule_files import read_schedule, schedule_file_name, write_schedule, write_text_atomically
+from .torch_helpers import (
+    add_param_groups,
+    freeze,
+    group_names,
+    inventory,
+    optimizer_problems,
+    thaw,
+    track_bn_running_stats,
+    trainable_names,
+    truncate_param_groups,
+)
+
+__all__ = [
+    "STATE_FORMAT",
+    "SUPPORTED_LR_SCHEDULERS",
+    "CheckpointMismatchError",
+    "EpochTrace",
+    "GroupPolicy",
+    "NoDecay",
+    "Phase0Mismatch",
+    "PhaseChange",
+    "PhaseEngine",
+    "RestoreBest",
+    "ScheduleError",
+    "ScheduleWarning",
+    "add_param_groups",
+    "collector_paused",
+    "extend_scheduler_state",
+    "freeze",
+    "group_names",
+    "inventory",
+    "optimizer_problems",
+    "phase0_mismatch",
+    "read_schedule",
+    "schedule_file_name",
+    "thaw",
+    "track_bn_running_stats",
+    "trainable_names",
+    "truncate_param_groups",
+    "unsupported_scheduler",
+    "value_or_raise",
+    "write_schedule",
+    "write_text_atomically",
+]

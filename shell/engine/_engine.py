@@ -1,0 +1,345 @@
+"""The phase engine: one implementation of a scheduled fit's effects, for every trainer. No Lightning import.
+
+The core decides (``next_transition``, ``transition_plan``, ``resume_plan``); the engine holds the fit state and
+its history and turns each decision into effects on the module, the optimizer and its LR schedulers: thawing,
+param groups (with the weight-decay split), scheduler state, the BatchNorm policy, restoring the best checkpoint
+(through a callable the trainer integration supplies), phase-0 enforcement and resume. Trainer integrations (the
+Lightning callback, :class:`~finetuning_scheduler.shell.integrations.driver.ScheduleDriver`) only gather facts and
+call it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from finetuning_scheduler.core import (
+    FitState,
+    Plan,
+    Reason,
+    ResolvedSchedule,
+    Signals,
+    Transition,
+    decided,
+    depth_remaining,
+    make_converter,
+    next_transition,
+    resume_plan,
+    transition_plan,
+)
+
+from ._errors import CheckpointMismatchError, ScheduleWarning
+from ._lr_schedulers import adopt_rebuilt_groups, capture_lr_state, forget_groups, restore_lr_state
+from ._phase0 import Phase0Mismatch, phase0_mismatch
+from ._records import EpochTrace, PhaseChange
+from .torch_helpers import (
+    add_param_groups,
+    freeze,
+    group_names,
+    optimizer_problems,
+    thaw,
+    track_bn_running_stats,
+    trainable_names,
+)
+
+STATE_FORMAT = 1
+
+NoDecay = Sequence[str] | Callable[[str], bool] | None
+"""Which parameters of a new phase get no weight decay: name substrings (FTS's ``no_decay``) or a predicate."""
+
+RestoreBest = Callable[[int], None]
+"""Reload the best checkpoint's weights and optimizer state, keeping the optimizer's first ``n`` param groups."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, ScheduleWarning, stacklevel=4)
+
+
+@attrs.frozen
+class GroupPolicy:
+    """How a phase's parameters become optimizer param groups.
+
+    Attributes:
+        no_decay: parameters that get a second group with ``weight_decay=0``.
+        weight_decay: the weight decay of the decay group (``None``: the optimizer's default).
+        apply_lambdas: scale a new group's lr by the LR scheduler's current lambda (``apply_lambdas_new_pgs``).
+    """
+
+    no_decay: NoDecay = None
+    weight_decay: float | None = None
+    apply_lambdas: bool = False
+
+
+class PhaseEngine:
+    """A scheduled fit of ``module``: its state, its history, and every change it makes to the model and optimizer.
+
+    Args:
+        module: the module whose parameters the schedule names (after ``to_module_names``).
+        resolved: the validated schedule.
+        to_module_names: schedule names to the module's parameter names (a strategy adapter's translation).
+        groups: how new phases' param groups are made.
+        bn_track_running_stats: frozen BatchNorm layers keep tracking running statistics; when ``False`` a layer
+            tracks them again once its phase is thawed.
+        warn: where warnings go (the Lightning callback warns on rank zero only).
+        on_thaw: told the phase and the newly thawed module names at every thaw (for logs).
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        resolved: ResolvedSchedule,
+        *,
+        to_module_names: Callable[[list[str]], list[str]] = list,
+        groups: GroupPolicy = GroupPolicy(),
+        bn_track_running_stats: bool = True,
+        warn: Callable[[str], None] = _warn,
+        on_thaw: Callable[[int, tuple[str, ...]], None] | None = None,
+    ) -> None:
+        self.module, self.resolved = module, resolved
+        self.to_module_names, self.groups = to_module_names, groups
+        self.bn_track_running_stats, self.warn, self.on_thaw = bn_track_running_stats, warn, on_thaw
+        self.state = FitState()
+        self.history: list[PhaseChange] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.schedulers: tuple[Any, ...] = ()
+        self._pending: FitState | None = None
+        self._group_counts: dict[int, int] = {}
+        self._converter = make_converter()
+
+    # -- state ---------------------------------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """The current phase."""
+        return self.state.depth
+
+    @property
+    def depth_remaining(self) -> int:
+        """Phases left to enter."""
+        return depth_remaining(self.state, self.resolved)
+
+    def module_names(self, depth: int) -> list[str]:
+        """The module's parameter names of phase ``depth``."""
+        return self.to_module_names(list(self.resolved.phases[depth].names))
+
+    def require_optimizer(self) -> torch.optim.Optimizer:
+        """The attached optimizer."""
+        if self.optimizer is None:
+            raise RuntimeError("the phase-0 optimizer must be attached first (ScheduleDriver.attach, or fit start)")
+        return self.optimizer
+
+    # -- phase 0 -------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Freeze the module and thaw phase 0: a new fit (state and history start afresh)."""
+        self.state, self.history, self._pending, self._group_counts = FitState(), [], None, {}
+        freeze(self.module, self.bn_track_running_stats)
+        self._thaw(0)
+
+    def attach(self, optimizer: torch.optim.Optimizer, schedulers: Sequence[Any] = ()) -> None:
+        """Take the phase-0 optimizer and its LR schedulers; later phases extend them."""
+        self.optimizer, self.schedulers = optimizer, tuple(schedulers)
+        self._group_counts = {0: len(optimizer.param_groups)}
+
+    def phase0_mismatch(self) -> Phase0Mismatch | None:
+        """How the attached optimizer differs from phase 0 (``None``: it holds exactly phase 0's parameters)."""
+        return phase0_mismatch(self.require_optimizer(), self.module, self.module_names(0))
+
+    def rebuild_phase0(self) -> None:
+        """Re-freeze the module to phase 0 and rebuild the optimizer's groups from phase 0's parameters, at the
+        optimizer's default lr (per-group settings from the user's optimizer are replaced), as FTS does."""
+        optimizer = self.require_optimizer()
+        original_groups = len(optimizer.param_groups)
+        freeze(self.module, self.bn_track_running_stats)  # the user's own requires_grad changes are undone
+        self._thaw(0)
+        optimizer.param_groups.clear()
+        optimizer.state.clear()
+        forget_groups(self.schedulers)
+        self._add_phase_groups(0, optimizer.defaults["lr"], self.schedulers)
+        adopt_rebuilt_groups(self.schedulers, original_groups)
+
+    # -- epochs --------------------------------------------------------------------------------------------------
+
+    def epoch_start(
+        self, epoch: int, *, phase_converged: bool, epoch_transitions_only: bool, restore: RestoreBest | None = None
+    ) -> PhaseChange | None:
+        """Decide the start of ``epoch`` (at most one new phase) and apply it; the change made, if any.
+
+        Args:
+            epoch: the epoch about to be trained.
+            phase_converged: early stopping judged the current phase converged.
+            epoch_transitions_only: phases end by ``max_transition_epoch`` only.
+            restore: reload the best checkpoint before entering a new phase (``None``: continue from the latest
+                weights).
+        """
+        transition = next_transition(self.state, self.resolved, Signals(epoch, phase_converged, epoch_transitions_only))
+        change = None if transition is None else self._enter(transition, epoch, restore)
+        self.state = decided(self.state, epoch)
+        return change
+
+    def _enter(self, transition: Transition, epoch: int, restore: RestoreBest | None) -> PhaseChange:
+        self.apply(transition_plan(self.state, self.resolved, transition, restore is not None), restore)
+        self.state = attrs.evolve(self.state, depth=transition.to_depth)
+        change = PhaseChange(epoch, transition.to_depth, transition.reason, restore is not None)
+        self.history.append(change)
+        return change
+
+    def reason_at(self, epoch: int) -> Reason | None:
+        """Why a phase began at ``epoch`` (``None``: none did)."""
+        return self.history[-1].reason if self.history and self.history[-1].epoch == epoch else None
+
+    def apply(self, plan: Plan, restore: RestoreBest | None = None) -> None:
+        """Make the module and optimizer stand at ``plan.depth``.
+
+        With ``restore`` (the plan's ``restore_best``), the best checkpoint is reloaded first, keeping the groups
+        through ``plan.keep_through``; the groups after it are added again, and the LR schedule continues from where
+        it was (restoring rolls weights back, never the LR trajectory).
+        """
+        optimizer = self.require_optimizer()
+        lr_state = capture_lr_state(optimizer, self.schedulers)
+        if plan.restore_best and restore is not None:
+            restore(sum(self._group_counts.get(phase, 0) for phase in range(plan.keep_through + 1)))
+            for group in plan.add[:-1]:  # their scheduler state comes back with the captured state below
+                self._thaw(group.phase)
+                self._add_phase_groups(group.phase, group.lr, ())
+            restore_lr_state(optimizer, self.schedulers, lr_state)
+            for group in plan.add[-1:]:
+                self._thaw(group.phase)
+                self._add_phase_groups(group.phase, group.lr, self.schedulers)
+            return
+        for group in plan.add:
+            self._thaw(group.phase)
+            self._add_phase_groups(group.phase, group.lr, self.schedulers)
+
+    def note_best_checkpoint(self) -> None:
+        """The checkpoint being saved now is the best so far: remember its depth (for ``restore_best``)."""
+        self.state = attrs.evolve(self.state, best_ckpt_depth=self.state.depth)
+
+    # -- thawing and groups --------------------------------------------------------------------------------------
+
+    def _thaw(self, depth: int) -> None:
+        names = self.module_names(depth)
+        newly = thaw(self.module, names)
+        if not self.bn_track_running_stats:
+            track_bn_running_stats(self.module, names)
+        if newly and self.on_thaw is not None:
+            self.on_thaw(depth, newly)
+
+    def _add_phase_groups(self, phase: int, lr: float, schedulers: Sequence[Any]) -> None:
+        names, no_decay = self.module_names(phase), self.groups.no_decay
+        if callable(no_decay):
+            skip = [name for name in names if no_decay(name)]
+            added = self._add_groups([n for n in names if not no_decay(n)], lr, f"phase{phase}", None, schedulers)
+            added += self._add_groups(skip, lr, f"phase{phase}/no_decay", None, schedulers, no_decay_group=True)
+        else:
+            added = self._add_groups(names, lr, f"phase{phase}", no_decay, schedulers)
+        self._group_counts[phase] = added
+        if added == 0:
+            self.warn(f"Phase {phase} thawed no parameter that is not already optimized: no group added.")
+
+    def _add_groups(
+        self,
+        names: Sequence[str],
+        lr: float,
+        name: str,
+        no_decay: Sequence[str] | None,
+        schedulers: Sequence[Any],
+        no_decay_group: bool = False,
+    ) -> int:
+        optimizer = self.require_optimizer()
+        apply_lambdas = self.groups.apply_lambdas
+        added = add_param_groups(
+            optimizer, self.module, names, lr, name=name, no_decay=no_decay, schedulers=schedulers,
+            apply_lambdas=apply_lambdas,
+        )  # fmt: skip
+        if added and no_decay_group:
+            optimizer.param_groups[-1]["weight_decay"] = 0.0
+        elif added and self.groups.weight_decay is not None:
+            optimizer.param_groups[-added]["weight_decay"] = self.groups.weight_decay
+        return added
+
+    # -- resume and state ----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The fit state and history as plain data (safe for ``torch.load(weights_only=True)`` and JSON)."""
+        return {
+            "format": STATE_FORMAT,
+            "fit_state": self._converter.unstructure(self.state),
+            "history": [change.as_data() for change in self.history],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Take a saved state (checked against the schedule now); :meth:`resume_pending` applies it once the
+        optimizer is attached.
+
+        Raises:
+            CheckpointMismatchError: the state was saved in a phase this schedule does not have.
+            RuntimeError: this engine has already entered a phase (resume needs a fresh fit).
+        """
+        if self.state.depth != 0 or self.history:
+            raise RuntimeError(
+                "load_state_dict needs a fresh driver or fit (still in phase 0, before any epoch_start)"
+            )
+        restored = self._converter.structure(state["fit_state"], FitState)
+        phases = len(self.resolved.phases)
+        if restored.depth >= phases:
+            raise CheckpointMismatchError(
+                f"The checkpoint was saved in phase {restored.depth}, but the schedule has only {phases} phases "
+                f"(0..{phases - 1}); resume with the schedule the checkpoint was trained with."
+            )
+        self.history = [PhaseChange.from_data(change) for change in state.get("history", [])]
+        self._pending = restored
+
+    def resume_pending(self, saved_group_sizes: Sequence[int] | None = None) -> FitState | None:
+        """Rebuild, on the phase-0 optimizer, the groups of the state given to :meth:`load_state_dict` (if any).
+
+        Groups are added in the order the uninterrupted fit added them, so the saved optimizer and scheduler state
+        load onto the same structure; ``saved_group_sizes`` (the saved optimizer's group sizes) are checked too.
+
+        Raises:
+            CheckpointMismatchError: the rebuilt optimizer does not match the model or the saved optimizer.
+        """
+        restored, self._pending = self._pending, None
+        if restored is None:
+            return None
+        self.apply(resume_plan(restored, self.resolved))
+        self.state = restored
+        self._check_rebuilt(saved_group_sizes)
+        return restored
+
+    def _check_rebuilt(self, saved_group_sizes: Sequence[int] | None) -> None:
+        optimizer = self.require_optimizer()
+        problems = optimizer_problems(optimizer, self.module, self.schedulers)
+        sizes = [len(group["params"]) for group in optimizer.param_groups]
+        if saved_group_sizes is not None and list(saved_group_sizes) != sizes:
+            problems.append(
+                f"the checkpoint's optimizer has groups of sizes {list(saved_group_sizes)}, the schedule gives {sizes}"
+            )
+        if problems:
+            raise CheckpointMismatchError(
+                "The checkpoint cannot be matched to the fine-tuning schedule:\n  - "
+                + "\n  - ".join(problems)
+                + "\nResume with the schedule, max_depth and no_decay the checkpoint was trained with."
+            )
+
+    # -- observing -----------------------------------------------------------------------------------------------
+
+    def trace(self, epoch: int, reason: Reason | None = None) -> EpochTrace:
+        """A snapshot of the trainable parameters and the optimizer groups (names and lrs)."""
+        optimizer = self.require_optimizer()
+        return EpochTrace(
+            epoch,
+            self.depth,
+            reason,
+            trainable_names(self.module),
+            tuple(tuple(names) for names in group_names(optimizer, self.module)),
+            tuple(float(group["lr"]) for group in optimizer.param_groups),
+        )
+
+
+__all__ = ["STATE_FORMAT", "GroupPolicy", "NoDecay", "PhaseEngine", "RestoreBest"]

@@ -1,0 +1,129 @@
+"""LR-scheduler surgery: torch schedulers size their per-group state when they are built, and phases change the
+groups afterwards. Everything that reaches into a scheduler's per-group lists lives here. No Lightning import.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import torch
+
+SUPPORTED_LR_SCHEDULERS: tuple[type, ...] = (
+    torch.optim.lr_scheduler.LambdaLR,
+    torch.optim.lr_scheduler.MultiplicativeLR,
+    torch.optim.lr_scheduler.StepLR,
+    torch.optim.lr_scheduler.MultiStepLR,
+    torch.optim.lr_scheduler.ExponentialLR,
+    torch.optim.lr_scheduler.CosineAnnealingLR,
+    torch.optim.lr_scheduler.ReduceLROnPlateau,
+    torch.optim.lr_scheduler.CosineAnnealingWarmRestarts,
+    torch.optim.lr_scheduler.ConstantLR,
+    torch.optim.lr_scheduler.LinearLR,
+)
+"""The schedulers whose per-group state the engine knows how to extend (FTS's tested set, subclasses included)."""
+
+
+def unsupported_scheduler(scheduler: object) -> str | None:
+    """Why ``scheduler`` is not known to follow new param groups; ``None`` when it is.
+
+    >>> model = torch.nn.Linear(1, 1); opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> unsupported_scheduler(torch.optim.lr_scheduler.StepLR(opt, 1)) is None
+    True
+    >>> unsupported_scheduler(torch.optim.lr_scheduler.CyclicLR(opt, 0.01, 0.1))
+    'The LR scheduler CyclicLR is not supported by FinetuningScheduler'
+    """
+    if isinstance(scheduler, SUPPORTED_LR_SCHEDULERS):
+        return None
+    return f"The LR scheduler {type(scheduler).__name__} is not supported by FinetuningScheduler"
+
+
+def per_group_state_size(scheduler: Any) -> int:
+    """How many param groups the scheduler holds state for (``min_lrs`` for ReduceLROnPlateau, else ``base_lrs``)."""
+    return len(getattr(scheduler, "min_lrs", None) or getattr(scheduler, "base_lrs", []))
+
+
+def scheduled_lr(lr: float, schedulers: Sequence[Any], apply_lambdas: bool) -> float:
+    """A new group's starting lr: ``lr``, scaled by each scheduler's current lambda when ``apply_lambdas``."""
+    for scheduler in schedulers:
+        lambdas = getattr(scheduler, "lr_lambdas", None)
+        if apply_lambdas and lambdas:
+            lr *= lambdas[-1](scheduler.last_epoch)
+    return lr
+
+
+def extend_scheduler_state(scheduler: Any, added: int, lr: float) -> None:
+    """Grow an LR scheduler's per-group state for ``added`` new groups.
+
+    ``ReduceLROnPlateau`` repeats its first ``min_lr``; the others get ``lr`` as the new groups' base rate and
+    repeat their last lambda.
+    """
+    if added <= 0:
+        return
+    if hasattr(scheduler, "min_lrs"):
+        scheduler.min_lrs.extend([scheduler.min_lrs[0]] * added)
+        return
+    scheduler.base_lrs.extend([lr] * added)
+    lambdas = getattr(scheduler, "lr_lambdas", None)
+    if lambdas:
+        lambdas.extend([lambdas[-1]] * (len(scheduler.base_lrs) - len(lambdas)))
+
+
+def forget_groups(schedulers: Sequence[Any]) -> None:
+    """Before the optimizer's groups are rebuilt from scratch: restart each scheduler and drop its base rates (the
+    rebuilt groups bring their own). ReduceLROnPlateau keeps its ``min_lrs`` until :func:`adopt_rebuilt_groups`."""
+    for scheduler in schedulers:
+        scheduler.last_epoch = -1
+        if not hasattr(scheduler, "min_lrs"):
+            scheduler.base_lrs = []
+
+
+def adopt_rebuilt_groups(schedulers: Sequence[Any], original_groups: int) -> None:
+    """After the rebuilt groups were added (extending each scheduler): drop ReduceLROnPlateau's ``min_lrs`` of the
+    ``original_groups`` that are gone, and take the others' initial step so their lrs start on schedule."""
+    for scheduler in schedulers:
+        if hasattr(scheduler, "min_lrs"):
+            scheduler.min_lrs = scheduler.min_lrs[original_groups:]
+        else:
+            scheduler._initial_step()
+
+
+@attrs.frozen
+class LRState:
+    """The optimizer's group lrs and its schedulers' state at one moment (to continue the LR trajectory after the
+    weights are rolled back to the best checkpoint)."""
+
+    lrs: tuple[float, ...]
+    scheduler_states: tuple[dict[str, Any], ...]
+
+
+def capture_lr_state(optimizer: torch.optim.Optimizer, schedulers: Sequence[Any]) -> LRState:
+    """The group lrs and a deep copy of every scheduler's state now."""
+    return LRState(
+        tuple(group["lr"] for group in optimizer.param_groups),
+        tuple(copy.deepcopy(scheduler.state_dict()) for scheduler in schedulers),
+    )
+
+
+def restore_lr_state(optimizer: torch.optim.Optimizer, schedulers: Sequence[Any], state: LRState) -> None:
+    """Put back what :func:`capture_lr_state` saw (for the groups that exist in both)."""
+    for scheduler, saved in zip(schedulers, state.scheduler_states, strict=False):
+        scheduler.load_state_dict(saved)
+    for group, lr in zip(optimizer.param_groups, state.lrs, strict=False):
+        group["lr"] = lr
+
+
+__all__ = [
+    "SUPPORTED_LR_SCHEDULERS",
+    "LRState",
+    "adopt_rebuilt_groups",
+    "capture_lr_state",
+    "extend_scheduler_state",
+    "forget_groups",
+    "per_group_state_size",
+    "restore_lr_state",
+    "scheduled_lr",
+    "unsupported_scheduler",
+]

@@ -1,0 +1,31 @@
+"""The Lightning integration: FinetuningScheduler, FTSEarlyStopping, FTSCheckpoint and the StrategyAdapter base.
+
+The callbacks gather Lightning's facts (epoch, early-stopping signal, strategy, checkpoints) and hand them to the
+phase engine (``shell.engine``); adapters reach them through the small view in ``_views``.
+"""
+
+from ._adapters import STRATEGY_ADAPTERS, AdapterRegistry, load_adapter, make_adapter, strategy_flag_of
+from ._callbacks import FTSCheckpoint, FTSEarlyStopping
+from ._errors import CheckpointMismatch, ScheduleValidationError
+from ._fts import FinetuningScheduler, TransitionRecord
+from ._naming import NameMapAdapterMixin, NameTranslationError
+from ._strategy_adapter import StrategyAdapter
+from ._views import SchedulerView
+
+__all__ = [
+    "STRATEGY_ADAPTERS",
+    "AdapterRegistry",
+    "CheckpointMismatch",
+    "FTSCheckpoint",
+    "FTSEarlyStopping",
+    "FinetuningScheduler",
+    "NameMapAdapterMixin",
+    "NameTranslationError",
+    "ScheduleValidationError",
+    "SchedulerView",
+    "StrategyAdapter",
+    "TransitionRecord",
+    "load_adapter",
+    "make_adapter",
+    "strategy_flag_of",
+]

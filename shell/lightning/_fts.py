@@ -1,0 +1,468 @@
+"""The FinetuningScheduler callback: gathers Lightning's facts and hands them to the phase engine.
+
+Hooks, in Lightning's order: ``setup`` (callbacks, adapter, load + validate the schedule, phase 0), ``load_state_dict``
+(on resume), ``on_fit_start`` (attach the optimizer, phase-0 enforcement, rebuild a resumed fit's groups),
+``on_train_epoch_start`` (at most one transition per epoch), ``state_dict`` (at every checkpoint save). What a
+phase does to the model and optimizer is the engine's (``shell/engine``), shared with the driver for other loops.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
+from typing_extensions import override
+
+from finetuning_scheduler.core import RawSchedule, ResolvedSchedule, ValidationOptions
+
+from ..engine import (
+    SUPPORTED_LR_SCHEDULERS,
+    CheckpointMismatchError,
+    GroupPolicy,
+    PhaseChange,
+    PhaseEngine,
+    ScheduleWarning,
+    freeze,
+    trainable_names,
+    truncate_param_groups,
+    unsupported_scheduler,
+)
+from ._adapters import make_adapter, strategy_flag_of
+from ._callbacks import FTSCheckpoint, FTSEarlyStopping
+from ._dependencies import configure_callback_dependencies
+from ._errors import CheckpointMismatch, ScheduleValidationError
+from ._schedule_setup import ScheduleSetup
+from ._strategy_adapter import StrategyAdapter
+from ._views import trainer_callbacks
+
+log = logging.getLogger("lightning.pytorch.callbacks.finetuning_scheduler")
+
+
+TransitionRecord = PhaseChange
+"""A phase change of the fit (``transition_history``): the engine's record, under the callback's historical name."""
+
+
+class FinetuningScheduler(Callback):
+    """Fine-tune in phases: each phase thaws more of the model, driven by a schedule (FTS-compatible API).
+
+    Args:
+        ft_schedule: a schedule YAML path or dict; ``None`` generates the default (implicit) schedule.
+        max_depth: the deepest phase to run (``-1``: the whole schedule).
+        base_max_lr: the learning rate of phases > 0 that give none.
+        restore_best: reload the best checkpoint before entering each new phase.
+        gen_ft_sched_only: write the default schedule to ``log_dir`` and exit.
+        epoch_transitions_only: phases end by ``max_transition_epoch`` only (no early stopping).
+        reinit_optim_cfg: optimizer reinitialisation (not supported yet: rejected with a clear error).
+        reinit_lr_cfg: LR-scheduler reinitialisation (not supported yet: rejected with a clear error).
+        strategy_adapter_cfg: keyword arguments for the strategy adapter.
+        custom_strategy_adapters: Lightning strategy flag to adapter reference.
+        allow_untested: allow strategies and LR schedulers that were not tested with the scheduler.
+        apply_lambdas_new_pgs: scale new groups' lr by the scheduler's last lambda.
+        logging_level: level of this callback's logger.
+        enforce_phase0_params: rebuild the optimizer from phase 0 when ``configure_optimizers`` disagrees.
+        frozen_bn_track_running_stats: frozen BatchNorm layers keep tracking running statistics.
+        log_dir: where the schedule files go (default: ``trainer.log_dir``, then ``default_root_dir``).
+    """
+
+    def __init__(
+        self,
+        ft_schedule: str | os.PathLike[str] | dict[Any, Any] | None = None,
+        max_depth: int = -1,
+        base_max_lr: float = 1e-5,
+        restore_best: bool = True,
+        gen_ft_sched_only: bool = False,
+        epoch_transitions_only: bool = False,
+        reinit_optim_cfg: dict[str, Any] | None = None,
+        reinit_lr_cfg: dict[str, Any] | None = None,
+        strategy_adapter_cfg: dict[str, Any] | None = None,
+        custom_strategy_adapters: dict[str, str] | None = None,
+        allow_untested: bool = False,
+        apply_lambdas_new_pgs: bool = False,
+        logging_level: int = logging.INFO,
+        enforce_phase0_params: bool = True,
+        frozen_bn_track_running_stats: bool = True,
+        log_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__()
+        # A private deep copy: the caller's dict is never mutated (FTS rewrites it in place).
+        self.ft_schedule: Any = copy.deepcopy(ft_schedule) if isinstance(ft_schedule, Mapping) else ft_schedule
+        self.max_depth = max_depth
+        self.base_max_lr = base_max_lr
+        self.restore_best = restore_best
+        self.gen_ft_sched_only = gen_ft_sched_only
+        self.epoch_transitions_only = epoch_transitions_only
+        self.reinit_optim_cfg = reinit_optim_cfg
+        self.reinit_lr_cfg = reinit_lr_cfg
+        self.strategy_adapter_cfg = dict(strategy_adapter_cfg or {})
+        self.custom_strategy_adapters = custom_strategy_adapters
+        self.allow_untested = allow_untested
+        self.apply_lambdas_new_pgs = apply_lambdas_new_pgs
+        self.logging_level = logging_level
+        self.enforce_phase0_params = enforce_phase0_params
+        self.frozen_bn_track_running_stats = frozen_bn_track_running_stats
+        self._log_dir = log_dir
+        log.setLevel(logging_level)
+        self.strategy_adapter: StrategyAdapter | None = None
+        self.resolved: ResolvedSchedule | None = None
+        self.raw_schedule: RawSchedule | Mapping[Any, Any] = {}
+        self.engine: PhaseEngine | None = None
+        self.restored_best_count = 0
+        self._saved_state: Mapping[str, Any] | None = None
+        self._checkpoint_groups: list[int] | None = None
+        self._fit_started = False
+        self._trainer: Trainer | None = None
+        self._pl_module: LightningModule | None = None
+
+    # -- public state --------------------------------------------------------------------------------------------
+
+    @property
+    def curr_depth(self) -> int:
+        """The current phase."""
+        return 0 if self.engine is None else self.engine.depth
+
+    @property
+    def depth_remaining(self) -> int:
+        """Phases left to enter."""
+        return 0 if self.engine is None else self.engine.depth_remaining
+
+    @property
+    def transition_history(self) -> list[PhaseChange]:
+        """The phase changes of this fit (a resumed fit includes those before its checkpoint)."""
+        return [] if self.engine is None else self.engine.history
+
+    @property
+    def trainer(self) -> Trainer:
+        """The Trainer of the current fit."""
+        if self._trainer is None:
+            raise RuntimeError("FinetuningScheduler is not attached to a Trainer yet (setup has not run)")
+        return self._trainer
+
+    @property
+    def pl_module(self) -> LightningModule:
+        """The LightningModule of the current fit."""
+        if self._pl_module is None:
+            raise RuntimeError("FinetuningScheduler is not attached to a LightningModule yet (setup has not run)")
+        return self._pl_module
+
+    @property
+    def log_dir(self) -> str:
+        """Where schedule files go: ``log_dir``, else ``trainer.log_dir``, else ``trainer.default_root_dir``."""
+        if self._log_dir is not None:
+            return os.fspath(self._log_dir)
+        return self.trainer.log_dir or self.trainer.default_root_dir
+
+    @property
+    def validation_options(self) -> ValidationOptions:
+        """The options the schedule is validated with."""
+        return ValidationOptions(self.base_max_lr, self.epoch_transitions_only, self.max_depth, reinit_supported=False)
+
+    @property
+    def early_stopping(self) -> FTSEarlyStopping | None:
+        """The phase-aware early-stopping callback, if any."""
+        found = [cb for cb in trainer_callbacks(self.trainer) if isinstance(cb, FTSEarlyStopping)]
+        return found[0] if found else None
+
+    @property
+    def checkpoint(self) -> FTSCheckpoint | None:
+        """The phase-aware checkpoint callback, if any."""
+        found = [cb for cb in trainer_callbacks(self.trainer) if isinstance(cb, FTSCheckpoint)]
+        return found[0] if found else None
+
+    def _require_engine(self) -> PhaseEngine:
+        if self.engine is None:
+            raise RuntimeError("FinetuningScheduler has no fit in progress (setup has not run for fitting)")
+        return self.engine
+
+    def _info(self, message: str) -> None:
+        if self._trainer is None or self._trainer.is_global_zero:
+            log.info(message)
+
+    # -- setup ---------------------------------------------------------------------------------------------------
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Prepare the fit: callbacks, adapter, freezing, schedule validation (all errors at once), phase 0."""
+        if trainer.state.fn != TrainerFn.FITTING:
+            return
+        self._trainer, self._pl_module = trainer, pl_module
+        self._reject_unsupported_options()
+        configure_callback_dependencies(trainer, self)
+        adapter = self.strategy_adapter = self._make_adapter(trainer)
+        self._route_model_loading(trainer, adapter)
+        schedules = ScheduleSetup(self, adapter, self._info)
+        if self.gen_ft_sched_only:
+            schedules.generate_and_exit()
+        self._prepare_early_stopping()
+        freeze(pl_module, self.frozen_bn_track_running_stats)
+        adapter.on_before_init_fts()
+        self.resolved = schedules.load_and_validate()
+        self.max_depth = self.resolved.max_depth
+        self.ft_schedule = self.ft_schedule_dict()  # as in FTS: the resolved schedule, names expanded
+        schedules.extend_max_epochs(self.resolved)
+        schedules.check_translations(self.resolved)
+        self.engine = self._make_engine(self.resolved, adapter)
+        self.restored_best_count, self._checkpoint_groups, self._fit_started = 0, None, False
+        self.engine.start()
+        self._sync_final_phase()
+        adapter.on_after_init_fts()
+        self._announce_depth()
+
+    def _make_engine(self, resolved: ResolvedSchedule, adapter: StrategyAdapter) -> PhaseEngine:
+        def log_thawed(depth: int, newly: tuple[str, ...]) -> None:
+            if log.isEnabledFor(logging.DEBUG):
+                shown = adapter.logical_param_translation(list(newly))
+                log.debug("Phase %d thawed %d parameter(s): %s", depth, len(newly), ", ".join(shown))
+
+        return PhaseEngine(
+            self.pl_module,
+            resolved,
+            to_module_names=adapter.fts_optim_transform,
+            groups=GroupPolicy(getattr(self.pl_module, "no_decay", None), apply_lambdas=self.apply_lambdas_new_pgs),
+            bn_track_running_stats=self.frozen_bn_track_running_stats,
+            warn=lambda message: rank_zero_warn(message, category=ScheduleWarning),
+            on_thaw=log_thawed,
+        )
+
+    def _reject_unsupported_options(self) -> None:
+        for name in ("reinit_optim_cfg", "reinit_lr_cfg"):
+            if getattr(self, name):
+                raise MisconfigurationException(
+                    f"`{name}` (optimizer/LR-scheduler reinitialisation) is not supported by this release yet. "
+                    f"Remove `{name}` to fine-tune with the optimizer and scheduler from configure_optimizers."
+                )
+
+    def _make_adapter(self, trainer: Trainer) -> StrategyAdapter:
+        """Check the strategy flag, then resolve, load and build its adapter (plugins are only imported if chosen)."""
+        flag = trainer._accelerator_connector._strategy_flag
+        flag = strategy_flag_of(trainer.strategy if flag == "auto" else flag)
+        adapter = make_adapter(flag, self.custom_strategy_adapters, self.strategy_adapter_cfg, self.allow_untested)
+        adapter.connect(self)
+        return adapter
+
+    @staticmethod
+    def _route_model_loading(trainer: Trainer, adapter: StrategyAdapter) -> None:
+        """Make the strategy load model weights through the adapter (Lightning restores the model on resume before
+        any callback hook could translate the checkpoint). Undone at teardown."""
+        strategy = trainer.strategy
+        original = vars(strategy).pop("load_model_state_dict", None) or strategy.load_model_state_dict
+        adapter.strategy_model_loader = original
+
+        def load_through_adapter(checkpoint: Mapping[str, Any], strict: bool = True) -> None:
+            adapter.load_model_state_dict(checkpoint, strict=strict)
+
+        strategy.load_model_state_dict = load_through_adapter  # type: ignore[method-assign]
+
+    @override
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Give the strategy its own model loading back."""
+        vars(trainer.strategy).pop("load_model_state_dict", None)
+
+    def _prepare_early_stopping(self) -> None:
+        # A new fit starts with no phase converged; final_phase follows the depth (_sync_final_phase).
+        es = self.early_stopping
+        if es is not None and not self.epoch_transitions_only:
+            es.es_phase_complete = False
+
+    def _sync_final_phase(self) -> None:
+        """Early stopping ends the run only in the final phase; elsewhere it ends the phase."""
+        es = self.early_stopping
+        if es is not None and not self.epoch_transitions_only:
+            es.final_phase = self.depth_remaining == 0
+
+    def module_names(self, depth: int) -> list[str]:
+        """The module's parameter names of phase ``depth`` (through the adapter's name transform)."""
+        return self._require_engine().module_names(depth)
+
+    # -- fit start -----------------------------------------------------------------------------------------------
+
+    @override
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Attach the optimizer, hold it to phase 0 and, when resuming, rebuild the checkpoint's param groups."""
+        if self.strategy_adapter is None or self.engine is None:
+            return
+        self.strategy_adapter.on_before_fts_fit_start()
+        self._check_optimizers(trainer)
+        self.engine.attach(trainer.optimizers[0], [config.scheduler for config in trainer.lr_scheduler_configs])
+        self._enforce_phase0(self.engine)
+        self._fit_started = True
+        if self._saved_state is not None:
+            self._resume(self._saved_state)
+        self._warn_unused_lambdas(self.engine)
+
+    def _check_optimizers(self, trainer: Trainer) -> None:
+        if len(trainer.optimizers) != 1:
+            raise MisconfigurationException(
+                f"FinetuningScheduler supports a single-optimizer configuration; configure_optimizers returned "
+                f"{len(trainer.optimizers)} optimizers."
+            )
+        for config in trainer.lr_scheduler_configs[:1]:
+            message = unsupported_scheduler(config.scheduler)
+            if message is None:
+                continue
+            if not self.allow_untested:
+                names = [cls.__name__ for cls in SUPPORTED_LR_SCHEDULERS]
+                raise MisconfigurationException(
+                    f"{message}; use one of {names} (or a subclass), or pass allow_untested=True to try it anyway."
+                )
+            rank_zero_warn(f"{message}; allowing it because allow_untested=True.")
+
+    def _enforce_phase0(self, engine: PhaseEngine) -> None:
+        mismatch = engine.phase0_mismatch()
+        if mismatch is None:
+            return
+        if not self.enforce_phase0_params:
+            rank_zero_warn(mismatch.kept_warning())
+            return
+        self._info(
+            f"Phase 0 enforced: {mismatch.summary}. The model was frozen again to phase 0 and the optimizer's groups "
+            "were rebuilt from phase 0 (per-group settings from configure_optimizers are replaced by the "
+            "optimizer's defaults)."
+        )
+        engine.rebuild_phase0()
+        assert self.strategy_adapter is not None
+        self.strategy_adapter.on_trainable_changed()
+
+    def _warn_unused_lambdas(self, engine: PhaseEngine) -> None:
+        if self.apply_lambdas_new_pgs or self.max_depth == 0:
+            return
+        if any(getattr(s, "lr_lambdas", None) for s in engine.schedulers):
+            rank_zero_warn(
+                "The LR scheduler has lr_lambdas, but new phases' groups start at their configured lr because "
+                "apply_lambdas_new_pgs is False; set it to True to scale them by the current lambda."
+            )
+
+    # -- resume --------------------------------------------------------------------------------------------------
+
+    def _resume(self, saved: Mapping[str, Any]) -> None:
+        engine = self._require_engine()
+        self._saved_state = None
+        try:
+            engine.load_state_dict(saved)
+            restored = engine.resume_pending(self._checkpoint_groups)
+        except CheckpointMismatchError as mismatch:
+            raise CheckpointMismatch(str(mismatch)) from None
+        assert self.strategy_adapter is not None and restored is not None
+        self.strategy_adapter.on_trainable_changed()
+        self._sync_final_phase()
+        self._info(f"Resumed fine-tuning at phase {restored.depth}.")
+        self._announce_depth()
+
+    @override
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Note the group sizes of the checkpoint's optimizer, to check the rebuilt optimizer against them."""
+        states = checkpoint.get("optimizer_states") or []
+        if states:
+            self._checkpoint_groups = [len(group["params"]) for group in states[0]["param_groups"]]
+
+    # -- epochs --------------------------------------------------------------------------------------------------
+
+    @override
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Enter the next phase if the core says so (at most one per epoch), then log the depth."""
+        if self.engine is None:
+            return
+        es = self.early_stopping
+        best = self.checkpoint.best_model_path if self.checkpoint is not None else ""
+        change = self.engine.epoch_start(
+            trainer.current_epoch,
+            phase_converged=bool(es and es.es_phase_complete),
+            epoch_transitions_only=self.epoch_transitions_only,
+            restore=(lambda keep: self._restore_best(best, keep)) if self.restore_best and best else None,
+        )
+        if change is not None:
+            self._entered(change)
+        self._sync_final_phase()
+        self._log_metrics(trainer)
+
+    def _entered(self, change: PhaseChange) -> None:
+        assert self.strategy_adapter is not None
+        self.strategy_adapter.on_trainable_changed()
+        es = self.early_stopping
+        if es is not None:
+            es.reset_phase()
+        self._info(f"Phase {change.depth} begins at epoch {change.epoch} ({change.reason.value}).")
+        self._announce_depth()
+
+    def _restore_best(self, path: str, keep_groups: int) -> None:
+        """Reload the best checkpoint's weights (through the adapter) and optimizer state (the engine's callable)."""
+        assert self.strategy_adapter is not None
+        checkpoint = self.trainer.strategy.load_checkpoint(path)
+        try:
+            checkpoint = self.strategy_adapter.before_restore_model(checkpoint)
+        except Exception as exc:  # an adapter's hook must not lose the fit; FTS warns and goes on too
+            rank_zero_warn(f"Strategy adapter before_restore_model hook raised: {exc!r}; restoring unchanged.")
+        self.strategy_adapter.load_model_state_dict(checkpoint, strict=True)
+        optimizer = self.trainer.optimizers[0]
+        truncate_param_groups(optimizer, keep_groups)
+        self.strategy_adapter.on_before_restore_optimizers_and_lrs()
+        optimizer.load_state_dict(checkpoint["optimizer_states"][0])
+        self.restored_best_count += 1
+
+    def _announce_depth(self) -> None:
+        if self.depth_remaining > 0:
+            return
+        es_active = self.early_stopping is not None and not self.epoch_transitions_only
+        ending = "early stopping or max_epochs" if es_active else "max_epochs"
+        self._info(
+            f"Phase {self.curr_depth} is the last one (max_depth {self.max_depth}): training ends by {ending} "
+            f"(max_epochs={self.trainer.max_epochs})."
+        )
+
+    def _log_metrics(self, trainer: Trainer) -> None:
+        trainable = sum(p.numel() for p in self.pl_module.parameters() if p.requires_grad)
+        metrics = {"finetuning/depth": float(self.curr_depth), "finetuning/trainable_params": float(trainable)}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        """The fit state and history as plain data (checkpoints load with ``weights_only=True``)."""
+        if self.engine is None:
+            return dict(self._saved_state or {})
+        ckpt = self.checkpoint if self._trainer is not None else None
+        if ckpt is not None and ckpt.saving_new_best:
+            self.engine.note_best_checkpoint()
+        return self.engine.state_dict()
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Apply the saved fit state once the optimizer exists: in ``on_fit_start``, or right away for strategies
+        that restore checkpoints after their setup (FSDP, model parallel), whose callbacks load after fit start.
+        Either way before Lightning restores the optimizer's state."""
+        if "fit_state" not in state_dict:
+            raise CheckpointMismatch(
+                "This checkpoint's FinetuningScheduler state was not written by this package (no 'fit_state'); "
+                "resume from a checkpoint saved with it, or start a new fit."
+            )
+        self._saved_state = state_dict
+        if self._fit_started:
+            self._resume(state_dict)
+
+    @override
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Let the adapter decide the ``state_dict`` stored in the checkpoint."""
+        adapter = self.strategy_adapter
+        if adapter is not None and (
+            type(adapter).lightning_module_state_dict is not StrategyAdapter.lightning_module_state_dict
+        ):  # the default is what Lightning already stored: no second copy
+            checkpoint["state_dict"] = adapter.lightning_module_state_dict()
+
+    def ft_schedule_dict(self) -> dict[int, Any]:
+        """The resolved schedule as plain data (concrete names, defaults applied)."""
+        return {} if self.resolved is None else self.resolved.as_data()
+
+    def trainable(self) -> tuple[str, ...]:
+        """Names of the parameters that are trainable now."""
+        return trainable_names(self.pl_module)
+
+
+__all__ = ["CheckpointMismatch", "FinetuningScheduler", "ScheduleValidationError", "TransitionRecord"]

@@ -1,0 +1,57 @@
+"""What the scheduler's collaborators read from it, as a ``Protocol``: early stopping, the checkpoint callback, the
+callback wiring and strategy adapters depend on this small view, never on the callback's module, so imports
+point one way only (the callback imports them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, cast
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from finetuning_scheduler.core import RawSchedule, ValidationOptions
+
+
+class SchedulerView(Protocol):
+    """The parts of a ``FinetuningScheduler`` that its collaborators read."""
+
+    ft_schedule: Any
+    max_depth: int
+    restore_best: bool
+    epoch_transitions_only: bool
+    gen_ft_sched_only: bool
+    raw_schedule: RawSchedule | Mapping[Any, Any]
+
+    @property
+    def curr_depth(self) -> int:
+        """The current phase."""
+        ...
+
+    @property
+    def pl_module(self) -> LightningModule:
+        """The LightningModule of the current fit."""
+        ...
+
+    @property
+    def trainer(self) -> Trainer:
+        """The Trainer of the current fit."""
+        ...
+
+    @property
+    def log_dir(self) -> str:
+        """Where schedule files go."""
+        ...
+
+    @property
+    def validation_options(self) -> ValidationOptions:
+        """The options the schedule is validated with."""
+        ...
+
+
+def trainer_callbacks(trainer: Trainer) -> list[Callback]:
+    """The trainer's callback list, typed (Lightning sets it in its callback connector, untyped for mypy)."""
+    return cast("list[Callback]", trainer.callbacks)  # type: ignore[attr-defined]
+
+
+__all__ = ["SchedulerView", "trainer_callbacks"]
