@@ -23,6 +23,17 @@ _WITHOUT_EXAMPLES = {
     "finetuning_scheduler.shell.hf": "former module path, re-exports only (needs transformers)",
     "finetuning_scheduler.shell.torch_helpers": "former module path, re-exports only",
     "finetuning_scheduler.shell.integrations.hf": "needs the optional transformers extra; tested in tests/integrations",
+    # Lightning callbacks and their wiring need a Trainer and a fit: real CPU fits in tests/shell exercise them.
+    "finetuning_scheduler.shell.lightning._callbacks": "needs a Trainer: tests/shell/test_fts_behaviour.py",
+    "finetuning_scheduler.shell.lightning._dependencies": "needs a Trainer: tests/shell/test_fts_behaviour.py",
+    "finetuning_scheduler.shell.lightning._fts": "needs a Trainer: tests/shell",
+    "finetuning_scheduler.shell.lightning._schedule_setup": "needs a Trainer: tests/shell",
+    "finetuning_scheduler.shell.lightning._views": "a Protocol and a Trainer accessor: tests/shell",
+    "finetuning_scheduler.shell.app.demo": "a whole fine-tuning run: tests/shell/test_demo.py",
+    "finetuning_scheduler.shell.app._console": "terminal output of the demo: tests/shell/test_demo.py",
+    "finetuning_scheduler.adapters_builtin._fsdp": "an adapter for a strategy: tests/plugins",
+    "finetuning_scheduler.adapters_builtin._model_parallel": "an adapter for a strategy: tests/plugins",
+    "finetuning_scheduler.adapters_builtin._names": "an adapter over a module: tests/plugins/test_unwrapped_names.py",
 }
 
 

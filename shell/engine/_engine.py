@@ -87,6 +87,18 @@ class PhaseEngine:
             tracks them again once its phase is thawed.
         warn: where warnings go (the Lightning callback warns on rank zero only).
         on_thaw: told the phase and the newly thawed module names at every thaw (for logs).
+
+    >>> from finetuning_scheduler.core import resolve_schedule
+    >>> from finetuning_scheduler.shell.engine import inventory
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    >>> schedule = {0: {"params": ["1.*"], "max_transition_epoch": 1}, 1: {"params": ["0.*"], "lr": 0.01}}
+    >>> engine = PhaseEngine(model, resolve_schedule(schedule, inventory(model)).unwrap())
+    >>> engine.start()  # frozen, then phase 0 thawed
+    >>> engine.attach(torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1))
+    >>> engine.epoch_start(1, phase_converged=False, epoch_transitions_only=False)
+    PhaseChange(epoch=1, depth=1, reason=<Reason.EPOCH: 'max_transition_epoch reached'>, restored_best=False)
+    >>> [group["lr"] for group in engine.require_optimizer().param_groups]
+    [0.1, 0.01]
     """
 
     def __init__(

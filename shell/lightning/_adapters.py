@@ -36,6 +36,9 @@ def load_adapter(selection: AdapterSelection | AdapterSpec) -> type[StrategyAdap
     Raises:
         AdapterError: the module is missing or fails to import, the class is missing, or it is not a
             :class:`StrategyAdapter` subclass; the message names the flag, the reference and the fix.
+
+    >>> load_adapter(AdapterSpec("fsdp", BUILTIN_ADAPTERS["fsdp"])).__name__
+    'FSDPStrategyAdapter'
     """
     return load_adapter_class(selection, StrategyAdapter)
 
@@ -63,6 +66,7 @@ def strategy_flag_of(flag_or_strategy: object) -> str:
     """The lowercased strategy flag: a string flag as given, a strategy object by its ``strategy_name`` (or its class
     name, lowercased, as FTS infers it).
 
+    >>> import types
     >>> strategy_flag_of("DDP"), strategy_flag_of(types.SimpleNamespace(strategy_name="fsdp"))
     ('ddp', 'fsdp')
     """

@@ -12,6 +12,11 @@ class ScheduleValidationError(ScheduleError, MisconfigurationException):
 
     A :class:`ScheduleError` (what the driver for other trainers raises) that Lightning users can also catch as a
     ``MisconfigurationException``.
+
+    >>> from finetuning_scheduler.core import error
+    >>> problem = ScheduleValidationError((error("no-match", "'head.*' matches no parameter"),))
+    >>> isinstance(problem, MisconfigurationException), isinstance(problem, ScheduleError), len(problem.diagnostics)
+    (True, True, 1)
     """
 
 

@@ -134,7 +134,11 @@ class StrategyAdapter:
     # -- names ---------------------------------------------------------------------------------------------------
 
     def fts_optim_transform(self, orig_pl: list[str], inspect_only: bool = False) -> list[str]:
-        """Schedule names to the module's parameter names (what to thaw and put in the optimizer)."""
+        """Schedule names to the module's parameter names (what to thaw and put in the optimizer).
+
+        >>> StrategyAdapter().fts_optim_transform(["head.weight"])
+        ['head.weight']
+        """
         return list(orig_pl)
 
     def logical_param_translation(self, param_names: list[str]) -> list[str]:

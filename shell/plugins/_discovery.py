@@ -107,6 +107,9 @@ def sibling_problem(spec: AdapterSpec) -> str | None:
     Finds the module (only parent packages are imported) and reads its source: a missing module, a syntax error or
     a class that the module does not define at its top level is reported. A module that fails only when run is
     not detected until it is selected.
+
+    >>> sibling_problem(AdapterSpec("gone", "no_such_plugin_module:Adapter"))
+    "module 'no_such_plugin_module' was not found"
     """
     module, _, attribute = (part.strip() for part in spec.value.partition(":"))
     try:

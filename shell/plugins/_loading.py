@@ -110,7 +110,14 @@ def load_adapter_class(selection: AdapterSelection | AdapterSpec, base: type[_Ad
 
 
 def adapter_params(cls: type) -> AdapterParams:
-    """The constructor parameters of an adapter class, as data."""
+    """The constructor parameters of an adapter class, as data.
+
+    >>> class Adapter:
+    ...     def __init__(self, fused: str = "error", *, portable: bool) -> None: ...
+    >>> params = adapter_params(Adapter)
+    >>> params.names, params.required
+    (('fused', 'portable'), ('portable',))
+    """
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     params = list(inspect.signature(cls).parameters.values())
     names = tuple(p.name for p in params if p.kind in kinds)

@@ -17,7 +17,13 @@ class AdapterWarning(UserWarning):
 
 
 def render(diagnostics: Diagnostics) -> str:
-    """The diagnostics' messages with their hints, one per line (plugin messages carry no schedule position)."""
+    """The diagnostics' messages with their hints, one per line (plugin messages carry no schedule position).
+
+    >>> from finetuning_scheduler.core import warning
+    >>> print(render((warning("adapter-plugin-broken", "plugin 'x' cannot be loaded", hint="reinstall it"),)))
+    plugin 'x' cannot be loaded
+        hint: reinstall it
+    """
     return "\n".join(d.message + (f"\n    hint: {d.hint}" if d.hint else "") for d in diagnostics)
 
 
