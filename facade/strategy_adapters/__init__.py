@@ -61,5 +61,5 @@ if TYPE_CHECKING:
         make_adapter,
     )
     from finetuning_scheduler.shell.lightning._naming import NameMapAdapterMixin, NameTranslationError
-    from finetuning_scheduler.shell.plugins import AdapterError, AdapterWarning, discover_adapters
     from finetuning_scheduler.shell.lightning._strategy_adapter import StrategyAdapter
+    from finetuning_scheduler.shell.plugins import AdapterError, AdapterWarning, discover_adapters

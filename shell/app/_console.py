@@ -83,14 +83,4 @@ class DemoConsole:
         print(closing, flush=True)
 
 
-if __name__ == "__main__":
-    import sys
-
-    # Run as a script, this folder is sys.path[0]; drop it so that nothing here shadows an installed module (the
-    # package this demo imports is whichever `finetuning_scheduler` the interpreter has).
-    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-        sys.path.pop(0)
-    sys.exit(main())
-
-
 __all__ = ["DemoConsole"]

@@ -363,3 +363,9 @@ def _write_outputs(
         "epochs": recorder.rows,
     }
     (out / "trace.json").write_text(json.dumps(payload, indent=1))
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -294,9 +294,7 @@ class PhaseEngine:
             RuntimeError: this engine has already entered a phase (resume needs a fresh fit).
         """
         if self.state.depth != 0 or self.history:
-            raise RuntimeError(
-                "load_state_dict needs a fresh driver or fit (still in phase 0, before any epoch_start)"
-            )
+            raise RuntimeError("load_state_dict needs a fresh driver or fit (still in phase 0, before any epoch_start)")
         restored = self._converter.structure(state["fit_state"], FitState)
         phases = len(self.resolved.phases)
         if restored.depth >= phases:

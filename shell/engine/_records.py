@@ -32,7 +32,12 @@ class PhaseChange:
         >>> PhaseChange(2, 1, Reason.EPOCH).as_data()
         {'epoch': 2, 'depth': 1, 'reason': 'EPOCH', 'restored_best': False}
         """
-        return {"epoch": self.epoch, "depth": self.depth, "reason": self.reason.name, "restored_best": self.restored_best}
+        return {
+            "epoch": self.epoch,
+            "depth": self.depth,
+            "reason": self.reason.name,
+            "restored_best": self.restored_best,
+        }
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> PhaseChange:

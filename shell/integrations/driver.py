@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,9 @@ from torch import nn
 
 from finetuning_scheduler.core import (
     Diagnostics,
-    Reason,
     GenerationPolicy,
     ParamInventory,
+    Reason,
     ResolvedSchedule,
     Schedule,
     UnscheduledPolicy,

@@ -6,7 +6,7 @@ phase engine (``shell.engine``); adapters reach them through the small view in `
 
 from ._adapters import STRATEGY_ADAPTERS, AdapterRegistry, load_adapter, make_adapter, strategy_flag_of
 from ._callbacks import FTSCheckpoint, FTSEarlyStopping
-from ._errors import CheckpointMismatch, ScheduleValidationError
+from ._errors import LightningCheckpointMismatchError, ScheduleValidationError
 from ._fts import FinetuningScheduler, TransitionRecord
 from ._naming import NameMapAdapterMixin, NameTranslationError
 from ._strategy_adapter import StrategyAdapter
@@ -15,10 +15,10 @@ from ._views import SchedulerView
 __all__ = [
     "STRATEGY_ADAPTERS",
     "AdapterRegistry",
-    "CheckpointMismatch",
     "FTSCheckpoint",
     "FTSEarlyStopping",
     "FinetuningScheduler",
+    "LightningCheckpointMismatchError",
     "NameMapAdapterMixin",
     "NameTranslationError",
     "ScheduleValidationError",

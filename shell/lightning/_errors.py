@@ -20,8 +20,8 @@ class ScheduleValidationError(ScheduleError, MisconfigurationException):
     """
 
 
-class CheckpointMismatch(CheckpointMismatchError, MisconfigurationException):
+class LightningCheckpointMismatchError(CheckpointMismatchError, MisconfigurationException):
     """The checkpoint cannot be resumed with this schedule and model (a ``MisconfigurationException`` too)."""
 
 
-__all__ = ["CheckpointMismatch", "ScheduleValidationError"]
+__all__ = ["LightningCheckpointMismatchError", "ScheduleValidationError"]

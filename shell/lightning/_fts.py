@@ -23,7 +23,6 @@ from typing_extensions import override
 from finetuning_scheduler.core import RawSchedule, ResolvedSchedule, ValidationOptions
 
 from ..engine import (
-    SUPPORTED_LR_SCHEDULERS,
     CheckpointMismatchError,
     GroupPolicy,
     PhaseChange,
@@ -32,12 +31,18 @@ from ..engine import (
     freeze,
     trainable_names,
     truncate_param_groups,
-    unsupported_scheduler,
 )
 from ._adapters import make_adapter, strategy_flag_of
 from ._callbacks import FTSCheckpoint, FTSEarlyStopping
 from ._dependencies import configure_callback_dependencies
-from ._errors import CheckpointMismatch, ScheduleValidationError
+from ._errors import LightningCheckpointMismatchError, ScheduleValidationError
+from ._fit_start import (
+    check_optimizers,
+    enforce_phase0,
+    route_model_loading,
+    unroute_model_loading,
+    warn_unused_lambdas,
+)
 from ._schedule_setup import ScheduleSetup
 from ._strategy_adapter import StrategyAdapter
 from ._views import trainer_callbacks
@@ -195,7 +200,7 @@ class FinetuningScheduler(Callback):
         self._reject_unsupported_options()
         configure_callback_dependencies(trainer, self)
         adapter = self.strategy_adapter = self._make_adapter(trainer)
-        self._route_model_loading(trainer, adapter)
+        route_model_loading(trainer.strategy, adapter)
         schedules = ScheduleSetup(self, adapter, self._info)
         if self.gen_ft_sched_only:
             schedules.generate_and_exit()
@@ -246,23 +251,10 @@ class FinetuningScheduler(Callback):
         adapter.connect(self)
         return adapter
 
-    @staticmethod
-    def _route_model_loading(trainer: Trainer, adapter: StrategyAdapter) -> None:
-        """Make the strategy load model weights through the adapter (Lightning restores the model on resume before
-        any callback hook could translate the checkpoint). Undone at teardown."""
-        strategy = trainer.strategy
-        original = vars(strategy).pop("load_model_state_dict", None) or strategy.load_model_state_dict
-        adapter.strategy_model_loader = original
-
-        def load_through_adapter(checkpoint: Mapping[str, Any], strict: bool = True) -> None:
-            adapter.load_model_state_dict(checkpoint, strict=strict)
-
-        strategy.load_model_state_dict = load_through_adapter  # type: ignore[method-assign]
-
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Give the strategy its own model loading back."""
-        vars(trainer.strategy).pop("load_model_state_dict", None)
+        unroute_model_loading(trainer.strategy)
 
     def _prepare_early_stopping(self) -> None:
         # A new fit starts with no phase converged; final_phase follows the depth (_sync_final_phase).
@@ -288,55 +280,15 @@ class FinetuningScheduler(Callback):
         if self.strategy_adapter is None or self.engine is None:
             return
         self.strategy_adapter.on_before_fts_fit_start()
-        self._check_optimizers(trainer)
+        check_optimizers(trainer, self.allow_untested)
         self.engine.attach(trainer.optimizers[0], [config.scheduler for config in trainer.lr_scheduler_configs])
-        self._enforce_phase0(self.engine)
+        if enforce_phase0(self.engine, self.enforce_phase0_params, self._info):
+            self.strategy_adapter.on_trainable_changed()
         self._fit_started = True
         if self._saved_state is not None:
             self._resume(self._saved_state)
-        self._warn_unused_lambdas(self.engine)
-
-    def _check_optimizers(self, trainer: Trainer) -> None:
-        if len(trainer.optimizers) != 1:
-            raise MisconfigurationException(
-                f"FinetuningScheduler supports a single-optimizer configuration; configure_optimizers returned "
-                f"{len(trainer.optimizers)} optimizers."
-            )
-        for config in trainer.lr_scheduler_configs[:1]:
-            message = unsupported_scheduler(config.scheduler)
-            if message is None:
-                continue
-            if not self.allow_untested:
-                names = [cls.__name__ for cls in SUPPORTED_LR_SCHEDULERS]
-                raise MisconfigurationException(
-                    f"{message}; use one of {names} (or a subclass), or pass allow_untested=True to try it anyway."
-                )
-            rank_zero_warn(f"{message}; allowing it because allow_untested=True.")
-
-    def _enforce_phase0(self, engine: PhaseEngine) -> None:
-        mismatch = engine.phase0_mismatch()
-        if mismatch is None:
-            return
-        if not self.enforce_phase0_params:
-            rank_zero_warn(mismatch.kept_warning())
-            return
-        self._info(
-            f"Phase 0 enforced: {mismatch.summary}. The model was frozen again to phase 0 and the optimizer's groups "
-            "were rebuilt from phase 0 (per-group settings from configure_optimizers are replaced by the "
-            "optimizer's defaults)."
-        )
-        engine.rebuild_phase0()
-        assert self.strategy_adapter is not None
-        self.strategy_adapter.on_trainable_changed()
-
-    def _warn_unused_lambdas(self, engine: PhaseEngine) -> None:
-        if self.apply_lambdas_new_pgs or self.max_depth == 0:
-            return
-        if any(getattr(s, "lr_lambdas", None) for s in engine.schedulers):
-            rank_zero_warn(
-                "The LR scheduler has lr_lambdas, but new phases' groups start at their configured lr because "
-                "apply_lambdas_new_pgs is False; set it to True to scale them by the current lambda."
-            )
+        if not self.apply_lambdas_new_pgs and self.max_depth != 0:
+            warn_unused_lambdas(self.engine)
 
     # -- resume --------------------------------------------------------------------------------------------------
 
@@ -347,7 +299,7 @@ class FinetuningScheduler(Callback):
             engine.load_state_dict(saved)
             restored = engine.resume_pending(self._checkpoint_groups)
         except CheckpointMismatchError as mismatch:
-            raise CheckpointMismatch(str(mismatch)) from None
+            raise LightningCheckpointMismatchError(str(mismatch)) from None
         assert self.strategy_adapter is not None and restored is not None
         self.strategy_adapter.on_trainable_changed()
         self._sync_final_phase()
@@ -439,7 +391,7 @@ class FinetuningScheduler(Callback):
         that restore checkpoints after their setup (FSDP, model parallel), whose callbacks load after fit start.
         Either way before Lightning restores the optimizer's state."""
         if "fit_state" not in state_dict:
-            raise CheckpointMismatch(
+            raise LightningCheckpointMismatchError(
                 "This checkpoint's FinetuningScheduler state was not written by this package (no 'fit_state'); "
                 "resume from a checkpoint saved with it, or start a new fit."
             )
@@ -465,4 +417,4 @@ class FinetuningScheduler(Callback):
         return trainable_names(self.pl_module)
 
 
-__all__ = ["CheckpointMismatch", "FinetuningScheduler", "ScheduleValidationError", "TransitionRecord"]
+__all__ = ["FinetuningScheduler", "LightningCheckpointMismatchError", "ScheduleValidationError", "TransitionRecord"]

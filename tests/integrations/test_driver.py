@@ -18,6 +18,7 @@ from torch import nn
 
 import finetuning_scheduler
 from finetuning_scheduler.core import GenerationPolicy, Reason, Schedule, generate
+from finetuning_scheduler.shell.engine.torch_helpers import inventory
 from finetuning_scheduler.shell.integrations import driver as driver_module
 from finetuning_scheduler.shell.integrations.driver import (
     PhasePlateau,
@@ -26,7 +27,6 @@ from finetuning_scheduler.shell.integrations.driver import (
     ScheduleWarning,
     unwrap_module,
 )
-from finetuning_scheduler.shell.engine.torch_helpers import inventory
 
 example = load_example("plain_pytorch")
 SCHEDULE = example.SCHEDULE  # head.* (until epoch 2), body.2.* (lr 5e-3, until 4), body.0.* (lr 2e-3, until 6)

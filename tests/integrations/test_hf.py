@@ -14,9 +14,9 @@ import torch
 from driver_support import load_example
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from finetuning_scheduler.shell.engine.torch_helpers import optimizer_problems
 from finetuning_scheduler.shell.integrations.driver import unwrap_optimizer
 from finetuning_scheduler.shell.integrations.hf import FinetuningCallback, decay_parameter_names
-from finetuning_scheduler.shell.engine.torch_helpers import optimizer_problems
 
 hf_example = load_example("hf_trainer")
 PHASE0 = {

@@ -10,8 +10,9 @@ import pytest
 import torch
 from fts_support import BoringFTSModel, Recorder, fit_kwargs
 from lightning.pytorch.strategies import SingleDeviceStrategy
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping
+from finetuning_scheduler import CheckpointMismatchError, FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping
 
 SCHEDULE = {
     0: {"params": ["model.3.bias", "model.3.weight"]},
@@ -131,8 +132,10 @@ def test_resume_after_the_schedule_finished_with_larger_max_epochs(tmp_path: Pat
 def test_resume_with_an_incompatible_schedule_is_a_clear_error(uninterrupted: Any, tmp_path: Path) -> None:
     _, _, ckpts, _ = uninterrupted
     two_phases = {0: SCHEDULE[0], 1: {"params": ["model.[0-2].*"]}}
-    with pytest.raises(Exception, match="checkpoint was saved in phase 2, but the schedule has only 2 phases"):
+    expected = "checkpoint was saved in phase 2, but the schedule has only 2 phases"
+    with pytest.raises(CheckpointMismatchError, match=expected) as raised:
         _fit(tmp_path, tmp_path / "c", schedule=two_phases, max_epochs=12, ckpt_path=str(ckpts / "last.ckpt"))
+    assert isinstance(raised.value, MisconfigurationException)  # what Lightning users catch
 
 
 class LateRestoringStrategy(SingleDeviceStrategy):

@@ -1,0 +1,82 @@
+"""What the callback checks and arranges when a fit starts: the strategy's model loading routed through the adapter,
+one optimizer with a supported LR scheduler, and phase 0 enforced on the optimizer ``configure_optimizers`` built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.strategies import Strategy
+from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
+
+from ..engine import SUPPORTED_LR_SCHEDULERS, PhaseEngine, unsupported_scheduler
+from ._strategy_adapter import StrategyAdapter
+
+
+def route_model_loading(strategy: Strategy, adapter: StrategyAdapter) -> None:
+    """Make the strategy load model weights through the adapter (Lightning restores the model on resume before any
+    callback hook could translate the checkpoint). :func:`unroute_model_loading` undoes it at teardown."""
+    original = vars(strategy).pop("load_model_state_dict", None) or strategy.load_model_state_dict
+    adapter.strategy_model_loader = original
+
+    def load_through_adapter(checkpoint: Mapping[str, Any], strict: bool = True) -> None:
+        adapter.load_model_state_dict(checkpoint, strict=strict)
+
+    strategy.load_model_state_dict = load_through_adapter  # type: ignore[method-assign]
+
+
+def unroute_model_loading(strategy: Strategy) -> None:
+    """Give the strategy its own model loading back."""
+    vars(strategy).pop("load_model_state_dict", None)
+
+
+def check_optimizers(trainer: Trainer, allow_untested: bool) -> None:
+    """One optimizer, and an LR scheduler whose per-group state the engine can extend (or ``allow_untested``)."""
+    if len(trainer.optimizers) != 1:
+        raise MisconfigurationException(
+            f"FinetuningScheduler supports a single-optimizer configuration; configure_optimizers returned "
+            f"{len(trainer.optimizers)} optimizers."
+        )
+    for config in trainer.lr_scheduler_configs[:1]:
+        message = unsupported_scheduler(config.scheduler)
+        if message is None:
+            continue
+        if not allow_untested:
+            names = [cls.__name__ for cls in SUPPORTED_LR_SCHEDULERS]
+            raise MisconfigurationException(
+                f"{message}; use one of {names} (or a subclass), or pass allow_untested=True to try it anyway."
+            )
+        rank_zero_warn(f"{message}; allowing it because allow_untested=True.")
+
+
+def enforce_phase0(engine: PhaseEngine, enforce: bool, info: Callable[[str], None]) -> bool:
+    """Hold the optimizer from ``configure_optimizers`` to phase 0 (FTS's ``enforce_phase0_params``); without
+    enforcement, warn what will happen instead. Returns whether the trainable parameters changed."""
+    mismatch = engine.phase0_mismatch()
+    if mismatch is None:
+        return False
+    if not enforce:
+        rank_zero_warn(mismatch.kept_warning())
+        return False
+    info(
+        f"Phase 0 enforced: {mismatch.summary}. The model was frozen again to phase 0 and the optimizer's groups "
+        "were rebuilt from phase 0 (per-group settings from configure_optimizers are replaced by the optimizer's "
+        "defaults)."
+    )
+    engine.rebuild_phase0()
+    return True
+
+
+def warn_unused_lambdas(engine: PhaseEngine) -> None:
+    """Say that new phases' groups ignore the scheduler's ``lr_lambdas`` unless ``apply_lambdas_new_pgs``."""
+    if any(getattr(scheduler, "lr_lambdas", None) for scheduler in engine.schedulers):
+        rank_zero_warn(
+            "The LR scheduler has lr_lambdas, but new phases' groups start at their configured lr because "
+            "apply_lambdas_new_pgs is False; set it to True to scale them by the current lambda."
+        )
+
+
+__all__ = ["check_optimizers", "enforce_phase0", "route_model_loading", "unroute_model_loading", "warn_unused_lambdas"]
