@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from returns.result import Result
 from torch import nn
+from typing_extensions import override
 
 from finetuning_scheduler.core import (
     LEADING_WRAPPERS,
@@ -47,6 +48,7 @@ class UnwrappedNamesStrategyAdapter(NameMapAdapterMixin, StrategyAdapter):
         self.leading_wrappers = tuple(LEADING_WRAPPERS if leading_wrappers is None else leading_wrappers)
         self.portable_checkpoints = portable_checkpoints
 
+    @override
     def build_name_map(self, module: nn.Module, canonical: tuple[str, ...]) -> Result[NameMap, Diagnostics]:
         """Each parameter's name without wrapper components (two names that collide are an error)."""
         return unwrapped_name_map(canonical, self.wrappers, self.leading_wrappers)

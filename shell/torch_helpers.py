@@ -1,6 +1,6 @@
 """Former path of :mod:`finetuning_scheduler.shell.engine.torch_helpers`, kept so existing imports work."""
 
-from .engine.torch_helpers import (
+from .engine import (
     add_param_groups,
     extend_scheduler_state,
     freeze,

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import override
+
 from ._console import DemoConsole
 
 SUMMARY = "fine-tune a pretrained MLP on scikit-learn's digits in three phases (CPU, a few seconds)"
@@ -190,21 +192,25 @@ def _classifier_class() -> type:
             self.backbone = backbone
             self.head = nn.Linear(HIDDEN[1], 10)
 
+        @override
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(self.backbone(x))  # type: ignore[no-any-return]
 
+        @override
         def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
             x, y = batch
             loss = nn.functional.cross_entropy(self(x), y)
             self.log("train_loss", loss, on_step=False, on_epoch=True)
             return loss
 
+        @override
         def validation_step(self, batch: Any, batch_idx: int) -> None:
             x, y = batch
             logits = self(x)
             self.log("val_loss", nn.functional.cross_entropy(logits, y))
             self.log("val_acc", (logits.argmax(dim=1) == y).float().mean())
 
+        @override
         def configure_optimizers(self) -> Any:
             # Only what phase 0 thawed; FinetuningScheduler adds one param group per later phase.
             return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=PHASE0_LR)
@@ -227,6 +233,7 @@ def _recorder_class() -> type:
             self.endings: dict[int, str] = {}
             self._depth = 0
 
+        @override
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
             depth, epoch = self.scheduler.curr_depth, trainer.current_epoch
             if depth != self._depth:
@@ -238,6 +245,7 @@ def _recorder_class() -> type:
                 )
                 self._depth = depth
 
+        @override
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             metrics = trainer.callback_metrics
             params = list(pl_module.parameters())
@@ -255,6 +263,7 @@ def _recorder_class() -> type:
             self.rows.append(row)
             self.console.epoch(row, trainer.max_epochs)
 
+        @override
         def on_train_end(self, trainer: Any, pl_module: Any) -> None:
             completed = trainer.fit_loop.epoch_progress.current.completed
             self.endings[self._depth] = (

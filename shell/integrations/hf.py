@@ -29,6 +29,7 @@ from typing import Any, cast
 
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from typing_extensions import override
 
 from .driver import EpochTrace, PhasePlateau, ScheduleDriver, ScheduleSource
 
@@ -79,6 +80,7 @@ class FinetuningCallback(TrainerCallback):
         self.on_trace = on_trace
         self.traces: list[EpochTrace] = []
 
+    @override
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
@@ -96,6 +98,7 @@ class FinetuningCallback(TrainerCallback):
         scheduler = kwargs.get("lr_scheduler")
         self.driver.attach(kwargs["optimizer"], [] if scheduler is None else [scheduler])
 
+    @override
     def on_epoch_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
@@ -109,6 +112,7 @@ class FinetuningCallback(TrainerCallback):
         if self.on_trace is not None:
             self.on_trace(trace)
 
+    @override
     def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         """Feed the monitored metric to the plateau; a converged final phase stops training."""
         metrics = kwargs.get("metrics") or {}

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from typing_extensions import override
+
 from finetuning_scheduler.core import (
     BUILTIN_ADAPTERS,
     ENTRY_POINT_GROUP,
@@ -104,6 +106,7 @@ class AdapterRegistry(Mapping[str, type[StrategyAdapter]]):
         assert self._specs is not None
         return self._specs
 
+    @override
     def __getitem__(self, name: str) -> type[StrategyAdapter]:
         key = name.lower()
         if key not in self._classes:
@@ -111,15 +114,19 @@ class AdapterRegistry(Mapping[str, type[StrategyAdapter]]):
             self._classes[key] = load_adapter(AdapterSelection("", spec, name))
         return self._classes[key]
 
+    @override
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self.specs
 
+    @override
     def __iter__(self) -> Iterator[str]:
         return iter(self.specs)
 
+    @override
     def __len__(self) -> int:
         return len(self.specs)
 
+    @override
     def __repr__(self) -> str:
         return f"AdapterRegistry({ {name: spec.value for name, spec in self.specs.items()} })"
 

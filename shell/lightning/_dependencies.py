@@ -17,13 +17,15 @@ from ._views import SchedulerView, trainer_callbacks
 
 _DEFAULT_MONITOR = "val_loss"
 
+_TwinClass = type[FTSEarlyStopping] | type[FTSCheckpoint]
+
 
 def _settings_of(callback: Callback, base: type) -> dict[str, Any]:
     """The constructor arguments that rebuild ``callback`` (Lightning keeps some under a leading underscore)."""
     settings: dict[str, Any] = {}
-    for name in inspect.signature(base.__init__).parameters:
+    for name in inspect.signature(base).parameters:
         for attribute in (name, f"_{name}"):
-            if name != "self" and hasattr(callback, attribute):
+            if hasattr(callback, attribute):
                 settings[name] = getattr(callback, attribute)
                 break
     if isinstance(callback, EarlyStopping):
@@ -42,7 +44,7 @@ def _only_one(trainer: Trainer, kind: type) -> list[Callback]:
     return found
 
 
-def _twin(trainer: Trainer, existing: Callback, twin_cls: type, base: type, fts: SchedulerView) -> Callback:
+def _twin(trainer: Trainer, existing: Callback, twin_cls: _TwinClass, base: type, fts: SchedulerView) -> Callback:
     settings = _settings_of(existing, base)
     if settings.get("monitor") is None:
         rank_zero_warn(f"No monitor metric specified for {twin_cls.__name__}, using '{_DEFAULT_MONITOR}' as default.")
@@ -57,7 +59,7 @@ def _twin(trainer: Trainer, existing: Callback, twin_cls: type, base: type, fts:
     return twin
 
 
-def _ensure(trainer: Trainer, twin_cls: type, base: type, fts: SchedulerView) -> None:
+def _ensure(trainer: Trainer, twin_cls: _TwinClass, base: type, fts: SchedulerView) -> None:
     found = _only_one(trainer, base)
     if found and isinstance(found[0], twin_cls):
         if getattr(found[0], "monitor", None) is None and twin_cls is FTSEarlyStopping:
@@ -95,12 +97,17 @@ def _prune_early_stopping(trainer: Trainer) -> None:
 
 def _order_lr_monitor(trainer: Trainer, fts: SchedulerView) -> None:
     """Put LearningRateMonitor right after the scheduler, so it sees a new phase's groups in the same epoch."""
-    monitors = [cb for cb in trainer_callbacks(trainer) if isinstance(cb, LearningRateMonitor)]
-    position = trainer_callbacks(trainer).index(fts)
+    callbacks = trainer_callbacks(trainer)
+    monitors = [cb for cb in callbacks if isinstance(cb, LearningRateMonitor)]
     for monitor in monitors:
-        if trainer_callbacks(trainer).index(monitor) < position:
-            trainer_callbacks(trainer).remove(monitor)
-            trainer_callbacks(trainer).insert(trainer_callbacks(trainer).index(fts) + 1, monitor)
+        if callbacks.index(monitor) < _position(callbacks, fts):
+            callbacks.remove(monitor)
+            callbacks.insert(_position(callbacks, fts) + 1, monitor)
+
+
+def _position(callbacks: list[Callback], fts: SchedulerView) -> int:
+    # The scheduler is one of the callbacks; it is known here only by the view its collaborators read.
+    return next(index for index, callback in enumerate(callbacks) if id(callback) == id(fts))
 
 
 def _schedulers_given(trainer: Trainer) -> None:

@@ -12,6 +12,7 @@ import torch
 
 
 @pytest.mark.slow
+@pytest.mark.distributed
 def test_scheduled_fit_under_two_process_ddp(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     script = Path(__file__).with_name("ddp_fit.py")
