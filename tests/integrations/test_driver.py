@@ -49,6 +49,7 @@ def _run_subprocess(code: str) -> subprocess.CompletedProcess[str]:
 # -- imports -------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a fresh interpreter in a subprocess
 def test_driver_imports_no_lightning() -> None:
     code = (
         "import finetuning_scheduler.shell.integrations.driver, sys; "
@@ -58,6 +59,7 @@ def test_driver_imports_no_lightning() -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter in a subprocess
 def test_facade_exports_the_driver_lazily_and_never_imports_the_hf_module() -> None:
     code = (
         "import sys, finetuning_scheduler as f; "
@@ -73,6 +75,7 @@ def test_facade_exports_the_driver_lazily_and_never_imports_the_hf_module() -> N
     assert {"ScheduleDriver", "ScheduleError", "EpochTrace"} <= set(finetuning_scheduler.__all__)
 
 
+@pytest.mark.slow  # a fresh interpreter in a subprocess
 def test_plain_example_runs_as_a_script_without_lightning() -> None:
     code = (
         f"import runpy, sys; runpy.run_path({str(EXAMPLES / 'plain_pytorch.py')!r}, run_name='__main__'); "

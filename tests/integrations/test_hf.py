@@ -18,6 +18,8 @@ from finetuning_scheduler.shell.engine.torch_helpers import optimizer_problems
 from finetuning_scheduler.shell.integrations.driver import unwrap_optimizer
 from finetuning_scheduler.shell.integrations.hf import FinetuningCallback, decay_parameter_names
 
+pytestmark = pytest.mark.slow  # Hugging Face Trainer runs
+
 hf_example = load_example("hf_trainer")
 PHASE0 = {
     n for n, _ in hf_example.tiny_gpt2().named_parameters() if n.startswith(("transformer.h.1.", "transformer.ln_f."))

@@ -17,6 +17,8 @@ from finetuning_scheduler.core import AdapterSpec, ValidationOptions, build_name
 from finetuning_scheduler.shell.engine.torch_helpers import freeze, thaw, trainable_names
 from finetuning_scheduler.strategy_adapters import AdapterError, discover_adapters, make_adapter
 
+pytestmark = pytest.mark.slow  # GPT-2 fits and a pip-installed plugin
+
 transformers = pytest.importorskip("transformers")
 
 ADAPTER = "fts_tl_names.adapter:GPT2TransformerLensNamesAdapter"

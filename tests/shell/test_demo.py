@@ -12,6 +12,8 @@ import yaml
 from finetuning_scheduler.__main__ import main as cli_main
 from finetuning_scheduler.shell.app import demo
 
+pytestmark = pytest.mark.slow  # the whole demo
+
 
 def test_demo_fine_tunes_the_digits_in_phases(tmp_path: Path) -> None:
     status = demo.main(["--output-dir", str(tmp_path), "--max-epochs", "16", "--plain"])

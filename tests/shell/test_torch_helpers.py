@@ -20,6 +20,7 @@ from finetuning_scheduler.shell.engine.torch_helpers import (
 )
 
 
+@pytest.mark.slow  # fresh interpreters in subprocesses
 @pytest.mark.parametrize(
     ("module", "forbidden"),
     [("finetuning_scheduler.core", "torch"), ("finetuning_scheduler.shell.engine.torch_helpers", "lightning")],
