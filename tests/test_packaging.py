@@ -22,9 +22,7 @@ CHECK = (
     "assert u.find_spec('finetuning_scheduler.tests') is None, 'only facade/core/shell/adapters_builtin are mapped'; "
     "hooks = [f for f in sys.meta_path if type(f).__module__.startswith('finetuning_scheduler')]; "
     "assert not hooks, f'the package installed an import hook: {hooks}'; "
-    "import finetuning_scheduler.shell.engine.torch_helpers, finetuning_scheduler.adapters_builtin; "
-    "import finetuning_scheduler as f; "
-    "assert f.__file__.endswith('facade/__init__.py') or 'site-packages' in f.__file__ or 'build' in f.__file__"
+    "import finetuning_scheduler.shell.engine.torch_helpers, finetuning_scheduler.adapters_builtin"
 )
 
 
