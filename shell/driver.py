@@ -1,27 +1,4 @@
 """Former path of :mod:`finetuning_scheduler.shell.integrations.driver`, kept so existing imports work."""
 
-from .integrations.driver import (
-    EpochTrace,
-    NoDecay,
-    PhaseChange,
-    PhasePlateau,
-    ScheduleDriver,
-    ScheduleError,
-    ScheduleSource,
-    ScheduleWarning,
-    unwrap_module,
-    unwrap_optimizer,
-)
-
-__all__ = [
-    "EpochTrace",
-    "NoDecay",
-    "PhaseChange",
-    "PhasePlateau",
-    "ScheduleDriver",
-    "ScheduleError",
-    "ScheduleSource",
-    "ScheduleWarning",
-    "unwrap_module",
-    "unwrap_optimizer",
-]
+from .integrations.driver import *  # noqa: F403 (the whole public surface, as listed by its __all__)
+from .integrations.driver import __all__ as __all__

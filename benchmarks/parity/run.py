@@ -111,7 +111,7 @@ def ensure_fts_venv(ours_python: Path, reinstall: bool = False) -> Path:
         capture_output=True,
         text=True,
         check=False,
-        cwd=WORK,  # not the repository root, whose finetuning_scheduler/ would shadow the installed one
+        cwd=WORK,  # outside the checkout: the reference side must see only its own venv
         env=_side_env("fts"),
     )
     if check.returncode != 0 or "+cpu" not in check.stdout or FTS_REQUIREMENT.split("==")[1] not in check.stdout:

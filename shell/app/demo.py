@@ -1,7 +1,7 @@
 """A demo of phased fine-tuning on real data: a small pretrained MLP learns all ten of scikit-learn's digits.
 
-Run it with ``python -m finetuning_scheduler demo``. It uses only the public API (``FinetuningScheduler``,
-``FTSEarlyStopping``, ``FTSCheckpoint``), so it reads as a template for your own fine-tuning script.
+Run it with ``python -m finetuning_scheduler demo`` (or ``python shell/app/demo.py``, which also works with the
+reference Fine-Tuning Scheduler installed instead of this package: it only uses the public API).
 
 1. **Pretrain** a backbone (64 → 128 → 64) with a 5-way head on the digits 0-4 of the training split.
 2. **Fine-tune** on all ten digits with a fresh 10-way head and ``FinetuningScheduler``, in three phases:
@@ -31,7 +31,10 @@ from typing import Any
 
 from typing_extensions import override
 
-from ._console import DemoConsole
+try:
+    from ._console import DemoConsole
+except ImportError:  # run as a script (`python shell/app/demo.py`, e.g. under the reference FTS): the sibling file
+    from _console import DemoConsole  # type: ignore[import-not-found,no-redef]
 
 SUMMARY = "fine-tune a pretrained MLP on scikit-learn's digits in three phases (CPU, a few seconds)"
 

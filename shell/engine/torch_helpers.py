@@ -193,3 +193,17 @@ def optimizer_problems(
         if per_group != groups:
             problems.append(f"{type(scheduler).__name__} holds state for {per_group} groups, not {groups}")
     return problems
+
+
+__all__ = [
+    "add_param_groups",
+    "extend_scheduler_state",
+    "freeze",
+    "group_names",
+    "inventory",
+    "optimizer_problems",
+    "thaw",
+    "track_bn_running_stats",
+    "trainable_names",
+    "truncate_param_groups",
+]
