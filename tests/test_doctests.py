@@ -27,7 +27,7 @@ _WITHOUT_EXAMPLES = {
     "finetuning_scheduler.shell.lightning._callbacks": "needs a Trainer: tests/shell/test_fts_behaviour.py",
     "finetuning_scheduler.shell.lightning._dependencies": "needs a Trainer: tests/shell/test_fts_behaviour.py",
     "finetuning_scheduler.shell.lightning._fts": "needs a Trainer: tests/shell",
-    "finetuning_scheduler.shell.lightning._fit_start": "needs a Trainer: tests/shell/test_fts_behaviour.py",
+    "finetuning_scheduler.shell.lightning._fit_steps": "needs a Trainer: tests/shell/test_fts_behaviour.py",
     "finetuning_scheduler.shell.lightning._schedule_setup": "needs a Trainer: tests/shell",
     "finetuning_scheduler.shell.lightning._views": "a Protocol and a Trainer accessor: tests/shell",
     "finetuning_scheduler.shell.app.demo": "a whole fine-tuning run: tests/shell/test_demo.py",

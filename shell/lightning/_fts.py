@@ -27,18 +27,19 @@ from ..engine import (
     GroupPolicy,
     PhaseChange,
     PhaseEngine,
+    RestoreBest,
     ScheduleWarning,
     freeze,
     trainable_names,
-    truncate_param_groups,
 )
 from ._adapters import make_adapter, strategy_flag_of
 from ._callbacks import FTSCheckpoint, FTSEarlyStopping
 from ._dependencies import configure_callback_dependencies
 from ._errors import LightningCheckpointMismatchError, ScheduleValidationError
-from ._fit_start import (
+from ._fit_steps import (
     check_optimizers,
     enforce_phase0,
+    restore_best_checkpoint,
     route_model_loading,
     unroute_model_loading,
     warn_unused_lambdas,
@@ -326,12 +327,22 @@ class FinetuningScheduler(Callback):
             trainer.current_epoch,
             phase_converged=bool(es and es.es_phase_complete),
             epoch_transitions_only=self.epoch_transitions_only,
-            restore=(lambda keep: self._restore_best(best, keep)) if self.restore_best and best else None,
+            restore=self._restorer(best) if self.restore_best and best else None,
         )
         if change is not None:
             self._entered(change)
         self._sync_final_phase()
         self._log_metrics(trainer)
+
+    def _restorer(self, path: str) -> RestoreBest:
+        adapter = self.strategy_adapter
+        assert adapter is not None
+
+        def restore(keep_groups: int) -> None:
+            restore_best_checkpoint(self.trainer, adapter, path, keep_groups)
+            self.restored_best_count += 1
+
+        return restore
 
     def _entered(self, change: PhaseChange) -> None:
         assert self.strategy_adapter is not None
@@ -341,21 +352,6 @@ class FinetuningScheduler(Callback):
             es.reset_phase()
         self._info(f"Phase {change.depth} begins at epoch {change.epoch} ({change.reason.value}).")
         self._announce_depth()
-
-    def _restore_best(self, path: str, keep_groups: int) -> None:
-        """Reload the best checkpoint's weights (through the adapter) and optimizer state (the engine's callable)."""
-        assert self.strategy_adapter is not None
-        checkpoint = self.trainer.strategy.load_checkpoint(path)
-        try:
-            checkpoint = self.strategy_adapter.before_restore_model(checkpoint)
-        except Exception as exc:  # an adapter's hook must not lose the fit; FTS warns and goes on too
-            rank_zero_warn(f"Strategy adapter before_restore_model hook raised: {exc!r}; restoring unchanged.")
-        self.strategy_adapter.load_model_state_dict(checkpoint, strict=True)
-        optimizer = self.trainer.optimizers[0]
-        truncate_param_groups(optimizer, keep_groups)
-        self.strategy_adapter.on_before_restore_optimizers_and_lrs()
-        optimizer.load_state_dict(checkpoint["optimizer_states"][0])
-        self.restored_best_count += 1
 
     def _announce_depth(self) -> None:
         if self.depth_remaining > 0:

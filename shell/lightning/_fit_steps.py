@@ -1,5 +1,6 @@
-"""What the callback checks and arranges when a fit starts: the strategy's model loading routed through the adapter,
-one optimizer with a supported LR scheduler, and phase 0 enforced on the optimizer ``configure_optimizers`` built.
+"""What the callback does to Lightning's strategy and optimizer: route the strategy's model loading through the
+adapter, check for one optimizer with a supported LR scheduler, enforce phase 0 on the optimizer
+``configure_optimizers`` built, and reload the best checkpoint before a phase.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from lightning.pytorch.strategies import Strategy
 from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 
-from ..engine import SUPPORTED_LR_SCHEDULERS, PhaseEngine, unsupported_scheduler
+from ..engine import SUPPORTED_LR_SCHEDULERS, PhaseEngine, truncate_param_groups, unsupported_scheduler
 from ._strategy_adapter import StrategyAdapter
 
 
@@ -70,6 +71,21 @@ def enforce_phase0(engine: PhaseEngine, enforce: bool, info: Callable[[str], Non
     return True
 
 
+def restore_best_checkpoint(trainer: Trainer, adapter: StrategyAdapter, path: str, keep_groups: int) -> None:
+    """Reload the best checkpoint's weights (through the adapter) and its optimizer state onto the first
+    ``keep_groups`` param groups (the engine adds the later phases' groups again afterwards)."""
+    checkpoint = trainer.strategy.load_checkpoint(path)
+    try:
+        checkpoint = adapter.before_restore_model(checkpoint)
+    except Exception as exc:  # an adapter's hook must not lose the fit; FTS warns and goes on too
+        rank_zero_warn(f"Strategy adapter before_restore_model hook raised: {exc!r}; restoring unchanged.")
+    adapter.load_model_state_dict(checkpoint, strict=True)
+    optimizer = trainer.optimizers[0]
+    truncate_param_groups(optimizer, keep_groups)
+    adapter.on_before_restore_optimizers_and_lrs()
+    optimizer.load_state_dict(checkpoint["optimizer_states"][0])
+
+
 def warn_unused_lambdas(engine: PhaseEngine) -> None:
     """Say that new phases' groups ignore the scheduler's ``lr_lambdas`` unless ``apply_lambdas_new_pgs``."""
     if any(getattr(scheduler, "lr_lambdas", None) for scheduler in engine.schedulers):
@@ -79,4 +95,11 @@ def warn_unused_lambdas(engine: PhaseEngine) -> None:
         )
 
 
-__all__ = ["check_optimizers", "enforce_phase0", "route_model_loading", "unroute_model_loading", "warn_unused_lambdas"]
+__all__ = [
+    "check_optimizers",
+    "enforce_phase0",
+    "restore_best_checkpoint",
+    "route_model_loading",
+    "unroute_model_loading",
+    "warn_unused_lambdas",
+]
