@@ -41,7 +41,11 @@ def unsupported_scheduler(scheduler: object) -> str | None:
 
 
 def per_group_state_size(scheduler: Any) -> int:
-    """How many param groups the scheduler holds state for (``min_lrs`` for ReduceLROnPlateau, else ``base_lrs``)."""
+    """How many param groups the scheduler holds state for (``min_lrs`` for ReduceLROnPlateau, else ``base_lrs``;
+    a ``SequentialLR`` / ``ChainedScheduler`` by its first child)."""
+    children = getattr(scheduler, "_schedulers", None)
+    if isinstance(children, list) and children:
+        return per_group_state_size(children[0])
     return len(getattr(scheduler, "min_lrs", None) or getattr(scheduler, "base_lrs", []))
 
 
@@ -55,20 +59,73 @@ def scheduled_lr(lr: float, schedulers: Sequence[Any], apply_lambdas: bool) -> f
 
 
 def extend_scheduler_state(scheduler: Any, added: int, lr: float) -> None:
-    """Grow an LR scheduler's per-group state for ``added`` new groups.
+    """Grow an LR scheduler's per-group state for the ``added`` groups just appended to its optimizer.
 
-    ``ReduceLROnPlateau`` repeats its first ``min_lr``; the others get ``lr`` as the new groups' base rate and
-    repeat their last lambda.
+    Every class in ``torch.optim.lr_scheduler`` is covered, each group getting ``lr`` as its base rate (FTS's rule
+    for its ten classes, kept exactly): ``base_lrs`` (or ``ReduceLROnPlateau``'s ``min_lrs``, repeating the first),
+    ``lr_lambdas`` (repeating the last), ``_last_lr``; ``CyclicLR``'s ``max_lrs`` and momentum bounds and
+    ``OneCycleLR``'s per-group ``initial_lr`` / ``max_lr`` / ``min_lr`` and momentum keys, both scaled from the first
+    group so the new group cycles in proportion; and the children of ``SequentialLR`` and ``ChainedScheduler``.
+
+    >>> model = torch.nn.Linear(1, 1); opt = torch.optim.SGD([model.weight], lr=0.1)
+    >>> scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    >>> opt.add_param_group({"params": [model.bias], "lr": 0.01}); extend_scheduler_state(scheduler, 1, 0.01)
+    >>> scheduler.base_lrs, scheduler.get_last_lr()
+    ([0.1, 0.01], [0.1, 0.01])
     """
     if added <= 0:
         return
+    children = getattr(scheduler, "_schedulers", None)
+    if isinstance(children, list):  # SequentialLR, ChainedScheduler: the children hold the per-group state
+        for child in children:
+            extend_scheduler_state(child, added, lr)
+        if not any(getattr(child, "_last_lr", None) is scheduler._last_lr for child in children):
+            _extend_last_lr(scheduler, added)  # SequentialLR may share its current child's list
+        return
     if hasattr(scheduler, "min_lrs"):
         scheduler.min_lrs.extend([scheduler.min_lrs[0]] * added)
-        return
-    scheduler.base_lrs.extend([lr] * added)
+    else:
+        scheduler.base_lrs.extend([lr] * added)
     lambdas = getattr(scheduler, "lr_lambdas", None)
     if lambdas:
         lambdas.extend([lambdas[-1]] * (len(scheduler.base_lrs) - len(lambdas)))
+    if isinstance(scheduler, torch.optim.lr_scheduler.CyclicLR):
+        _extend_cyclic(scheduler, added, lr)
+    if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+        _extend_one_cycle(scheduler, added, lr)
+    _extend_last_lr(scheduler, added)
+
+
+def _extend_last_lr(scheduler: Any, added: int) -> None:
+    last = getattr(scheduler, "_last_lr", None)
+    if isinstance(last, list):
+        last.extend(group["lr"] for group in scheduler.optimizer.param_groups[-added:])
+
+
+def _extend_cyclic(scheduler: Any, added: int, lr: float) -> None:
+    # The new groups cycle between lr and lr * (max / base) of the first group: the same shape, in proportion.
+    scale = scheduler.max_lrs[0] / scheduler.base_lrs[0] if scheduler.base_lrs[0] else 1.0
+    scheduler.max_lrs.extend([lr * scale] * added)
+    if scheduler.cycle_momentum:
+        scheduler.base_momentums.extend([scheduler.base_momentums[0]] * added)
+        scheduler.max_momentums.extend([scheduler.max_momentums[0]] * added)
+    for group in scheduler.optimizer.param_groups[-added:]:
+        group["lr"] = lr
+        if scheduler.cycle_momentum:
+            group["base_momentum"], group["max_momentum"] = scheduler.base_momentums[0], scheduler.max_momentums[0]
+
+
+def _extend_one_cycle(scheduler: Any, added: int, lr: float) -> None:
+    # OneCycleLR reads its bounds from each group: the new groups peak at lr, with the first group's ratios.
+    first = scheduler.optimizer.param_groups[0]
+    for group in scheduler.optimizer.param_groups[-added:]:
+        group["max_lr"] = lr
+        group["initial_lr"] = lr * first["initial_lr"] / first["max_lr"]
+        group["min_lr"] = lr * first["min_lr"] / first["max_lr"]
+        for key in ("max_momentum", "base_momentum"):
+            if key in first:
+                group[key] = first[key]
+    scheduler.base_lrs[-added:] = [group["initial_lr"] for group in scheduler.optimizer.param_groups[-added:]]
 
 
 def forget_groups(schedulers: Sequence[Any]) -> None:
