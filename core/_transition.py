@@ -9,7 +9,7 @@ import enum
 
 import attrs
 
-from ._records import ResolvedSchedule
+from ._records import LRSchedulerInit, OptimizerInit, ResolvedSchedule
 
 
 class Reason(enum.Enum):
@@ -128,15 +128,81 @@ class GroupPlan:
 
 
 @attrs.frozen
+class ImplicitReinit:
+    """FTS's implicit-mode reinitialisation (``reinit_optim_cfg`` / ``reinit_lr_cfg``), applied at every phase > 0;
+    the optimizer directive takes precedence over a phase's own ``new_optimizer``, as in FTS.
+
+    Attributes:
+        optimizer: the optimizer to build at every phase > 0.
+        lr_scheduler: the LR scheduler to build at every phase > 0.
+    """
+
+    optimizer: OptimizerInit | None = None
+    lr_scheduler: LRSchedulerInit | None = None
+
+
+@attrs.frozen
+class Reinit:
+    """What a phase reinitialises when it begins.
+
+    Attributes:
+        optimizer: build this optimizer (phase 0's groups, then every later phase's, are added to it).
+        lr_scheduler: then build this LR scheduler on the optimizer.
+    """
+
+    optimizer: OptimizerInit | None = None
+    lr_scheduler: LRSchedulerInit | None = None
+
+
+def reinit_at(resolved: ResolvedSchedule, depth: int, implicit: ImplicitReinit = ImplicitReinit()) -> Reinit:
+    """What entering phase ``depth`` reinitialises (nothing for phase 0, which uses ``configure_optimizers``).
+
+    >>> from ._records import ClassInit, ResolvedPhase, Schedule
+    >>> adam = OptimizerInit(ClassInit("torch.optim.Adam"))
+    >>> phases = (ResolvedPhase(("a",), -1, None), ResolvedPhase(("b",), -1, 1e-4, new_optimizer=adam))
+    >>> rs = ResolvedSchedule(phases, 1, -1, (), (), Schedule(()))
+    >>> reinit_at(rs, 1).optimizer.optimizer_init.class_path, reinit_at(rs, 0)
+    ('torch.optim.Adam', Reinit(optimizer=None, lr_scheduler=None))
+    """
+    if depth <= 0:
+        return Reinit()
+    phase = resolved.phases[depth]
+    return Reinit(implicit.optimizer or phase.new_optimizer, implicit.lr_scheduler or phase.new_lr_scheduler)
+
+
+def reinit_through(resolved: ResolvedSchedule, depth: int, implicit: ImplicitReinit = ImplicitReinit()) -> Reinit:
+    """The optimizer and LR scheduler in use at ``depth``: the latest of each reinitialised at phases ``1..depth``
+    (``None``: still the one from ``configure_optimizers``). What a resumed fit must rebuild.
+
+    >>> from ._records import ClassInit, ResolvedPhase, Schedule
+    >>> adam = OptimizerInit(ClassInit("torch.optim.Adam"))
+    >>> phases = (ResolvedPhase(("a",), -1, None), ResolvedPhase(("b",), -1, 1e-4, new_optimizer=adam),
+    ...           ResolvedPhase(("c",), -1, 1e-5))
+    >>> rs = ResolvedSchedule(phases, 2, -1, (), (), Schedule(()))
+    >>> reinit_through(rs, 2).optimizer == adam, reinit_through(rs, 0).optimizer
+    (True, None)
+    """
+    found = Reinit()
+    for phase in range(1, depth + 1):
+        here = reinit_at(resolved, phase, implicit)
+        found = Reinit(here.optimizer or found.optimizer, here.lr_scheduler or found.lr_scheduler)
+    return found
+
+
+@attrs.frozen
 class Plan:
     """What the optimizer and model must become to stand at ``depth``.
 
     Attributes:
         depth: the depth to reach.
-        keep_through: keep the optimizer groups of phases ``0..keep_through`` (drop later ones first).
-        restore_best: reload the best checkpoint's weights and optimizer state before adding groups.
+        keep_through: keep the optimizer groups of phases ``0..keep_through`` (drop later ones first); ``-1`` when
+            the optimizer is rebuilt (``new_optimizer``).
+        restore_best: reload the best checkpoint's weights (and optimizer state, unless the optimizer is rebuilt)
+            before adding groups.
         add: groups to add, in phase order.
         thaw: every parameter that must be trainable at ``depth``.
+        new_optimizer: build this optimizer from phase 0's parameters first (then ``add`` goes to it).
+        new_lr_scheduler: build this LR scheduler once the groups are in place.
     """
 
     depth: int
@@ -144,6 +210,8 @@ class Plan:
     restore_best: bool
     add: tuple[GroupPlan, ...]
     thaw: tuple[str, ...]
+    new_optimizer: OptimizerInit | None = None
+    new_lr_scheduler: LRSchedulerInit | None = None
 
 
 def _groups(resolved: ResolvedSchedule, first: int, last: int) -> tuple[GroupPlan, ...]:
@@ -153,11 +221,24 @@ def _groups(resolved: ResolvedSchedule, first: int, last: int) -> tuple[GroupPla
     )
 
 
-def transition_plan(state: FitState, resolved: ResolvedSchedule, transition: Transition, restore_best: bool) -> Plan:
+def _kept_through(state: FitState, depth: int, restore_best: bool, reinit: Reinit) -> int:
+    if reinit.optimizer is not None:
+        return -1  # a new optimizer: every group is built again
+    return min(state.best_ckpt_depth, depth - 1) if restore_best else depth - 1
+
+
+def transition_plan(
+    state: FitState,
+    resolved: ResolvedSchedule,
+    transition: Transition,
+    restore_best: bool,
+    implicit: ImplicitReinit = ImplicitReinit(),
+) -> Plan:
     """The plan for entering ``transition.to_depth``.
 
     With ``restore_best`` the best checkpoint (saved at ``state.best_ckpt_depth``) is reloaded first, so the
-    groups after that depth are dropped and added again, as FTS does.
+    groups after that depth are dropped and added again, as FTS does. A phase that reinitialises the optimizer
+    rebuilds every group (phase 0's in the new optimizer, then phases ``1..depth``).
 
     >>> from ._records import ResolvedPhase, Schedule
     >>> phases = (ResolvedPhase(("a",), -1, None), ResolvedPhase(("b",), -1, 1e-4), ResolvedPhase(("c",), -1, 1e-5))
@@ -167,15 +248,19 @@ def transition_plan(state: FitState, resolved: ResolvedSchedule, transition: Tra
     (0, [1, 2], ('a', 'b', 'c'))
     """
     depth = transition.to_depth
-    keep = min(state.best_ckpt_depth, depth - 1) if restore_best else depth - 1
-    return Plan(depth, keep, restore_best, _groups(resolved, keep + 1, depth), resolved.names_through(depth))
+    reinit = reinit_at(resolved, depth, implicit)
+    keep = _kept_through(state, depth, restore_best, reinit)
+    groups = _groups(resolved, max(keep + 1, 1), depth)
+    names = resolved.names_through(depth)
+    return Plan(depth, keep, restore_best, groups, names, reinit.optimizer, reinit.lr_scheduler)
 
 
-def resume_plan(state: FitState, resolved: ResolvedSchedule) -> Plan:
+def resume_plan(state: FitState, resolved: ResolvedSchedule, implicit: ImplicitReinit = ImplicitReinit()) -> Plan:
     """The plan that rebuilds, on a fresh phase-0 optimizer, the groups a checkpoint saved at ``state.depth`` has.
 
     Groups are added in phase order exactly as the uninterrupted run added them, so the checkpoint's optimizer and
-    LR-scheduler state load onto the same structure.
+    LR-scheduler state load onto the same structure; the optimizer and scheduler in use at that depth (the latest
+    reinitialised ones) are rebuilt first.
 
     >>> from ._records import ResolvedPhase, Schedule
     >>> phases = (ResolvedPhase(("a",), -1, None), ResolvedPhase(("b",), -1, 1e-4))
@@ -183,7 +268,10 @@ def resume_plan(state: FitState, resolved: ResolvedSchedule) -> Plan:
     (GroupPlan(phase=1, names=('b',), lr=0.0001),)
     """
     depth = min(state.depth, len(resolved.phases) - 1)
-    return Plan(depth, 0, False, _groups(resolved, 1, depth), resolved.names_through(depth))
+    reinit = reinit_through(resolved, depth, implicit)
+    keep = -1 if reinit.optimizer is not None else 0
+    names = resolved.names_through(depth)
+    return Plan(depth, keep, False, _groups(resolved, 1, depth), names, reinit.optimizer, reinit.lr_scheduler)
 
 
 def effective_max_epochs(resolved: ResolvedSchedule, max_epochs: int) -> int:

@@ -4,12 +4,13 @@ Every trainer integration (the Lightning callback, the driver for other loops) r
 :class:`PhaseEngine`; the torch helpers and schedule files are usable on their own too.
 """
 
-from ._engine import STATE_FORMAT, GroupPolicy, NoDecay, PhaseEngine, RestoreBest
+from ._engine import STATE_FORMAT, GroupPolicy, NoDecay, PhaseEngine, Replaced, RestoreBest
 from ._errors import CheckpointMismatchError, ScheduleError, ScheduleWarning, value_or_raise
 from ._gc import collector_paused
 from ._lr_schedulers import SUPPORTED_LR_SCHEDULERS, extend_scheduler_state, unsupported_scheduler
 from ._phase0 import Phase0Mismatch, phase0_mismatch
 from ._records import EpochTrace, PhaseChange
+from ._reinit import ReinitError, implicit_from_cfgs, import_class, reinit_problems, uses_reinit
 from .schedule_files import read_schedule, schedule_file_name, write_schedule, write_text_atomically
 from .torch_helpers import (
     add_param_groups,
@@ -33,6 +34,8 @@ __all__ = [
     "Phase0Mismatch",
     "PhaseChange",
     "PhaseEngine",
+    "ReinitError",
+    "Replaced",
     "RestoreBest",
     "ScheduleError",
     "ScheduleWarning",
@@ -41,16 +44,20 @@ __all__ = [
     "extend_scheduler_state",
     "freeze",
     "group_names",
+    "implicit_from_cfgs",
+    "import_class",
     "inventory",
     "optimizer_problems",
     "phase0_mismatch",
     "read_schedule",
+    "reinit_problems",
     "schedule_file_name",
     "thaw",
     "track_bn_running_stats",
     "trainable_names",
     "truncate_param_groups",
     "unsupported_scheduler",
+    "uses_reinit",
     "value_or_raise",
     "write_schedule",
     "write_text_atomically",

@@ -19,7 +19,12 @@ import torch
 from torch import nn
 
 from finetuning_scheduler.core import (
+    Diagnostics,
     FitState,
+    ImplicitReinit,
+    Location,
+    LRSchedulerInit,
+    OptimizerInit,
     Plan,
     Reason,
     ResolvedSchedule,
@@ -27,8 +32,11 @@ from finetuning_scheduler.core import (
     Transition,
     decided,
     depth_remaining,
+    error,
+    locate,
     make_converter,
     next_transition,
+    reinit_at,
     resume_plan,
     transition_plan,
 )
@@ -37,6 +45,7 @@ from ._errors import CheckpointMismatchError, ScheduleWarning
 from ._lr_schedulers import adopt_rebuilt_groups, capture_lr_state, forget_groups, restore_lr_state
 from ._phase0 import Phase0Mismatch, phase0_mismatch
 from ._records import EpochTrace, PhaseChange
+from ._reinit import build_lr_scheduler, build_optimizer
 from .torch_helpers import (
     add_param_groups,
     freeze,
@@ -52,8 +61,13 @@ STATE_FORMAT = 1
 NoDecay = Sequence[str] | Callable[[str], bool] | None
 """Which parameters of a new phase get no weight decay: name substrings (FTS's ``no_decay``) or a predicate."""
 
-RestoreBest = Callable[[int], None]
-"""Reload the best checkpoint's weights and optimizer state, keeping the optimizer's first ``n`` param groups."""
+RestoreBest = Callable[[int | None], None]
+"""Reload the best checkpoint's weights and optimizer state, keeping the optimizer's first ``n`` param groups
+(``None``: the optimizer is about to be replaced, so reload the weights only)."""
+
+Replaced = Callable[[torch.optim.Optimizer, tuple[Any, ...], LRSchedulerInit | None], None]
+"""Told the new optimizer and schedulers after a reinitialisation (and the scheduler's spec when it was rebuilt), so
+the trainer steps them from now on."""
 
 
 def _warn(message: str) -> None:
@@ -87,6 +101,8 @@ class PhaseEngine:
             tracks them again once its phase is thawed.
         warn: where warnings go (the Lightning callback warns on rank zero only).
         on_thaw: told the phase and the newly thawed module names at every thaw (for logs).
+        implicit: FTS's implicit-mode reinitialisation (``reinit_optim_cfg`` / ``reinit_lr_cfg``).
+        on_replace: told the new optimizer and schedulers when a phase reinitialises them.
 
     >>> from finetuning_scheduler.core import resolve_schedule
     >>> from finetuning_scheduler.shell.engine import inventory
@@ -111,10 +127,13 @@ class PhaseEngine:
         bn_track_running_stats: bool = True,
         warn: Callable[[str], None] = _warn,
         on_thaw: Callable[[int, tuple[str, ...]], None] | None = None,
+        implicit: ImplicitReinit = ImplicitReinit(),
+        on_replace: Replaced | None = None,
     ) -> None:
         self.module, self.resolved = module, resolved
         self.to_module_names, self.groups = to_module_names, groups
         self.bn_track_running_stats, self.warn, self.on_thaw = bn_track_running_stats, warn, on_thaw
+        self.implicit, self.on_replace = implicit, on_replace
         self.state = FitState()
         self.history: list[PhaseChange] = []
         self.optimizer: torch.optim.Optimizer | None = None
@@ -195,7 +214,8 @@ class PhaseEngine:
         return change
 
     def _enter(self, transition: Transition, epoch: int, restore: RestoreBest | None) -> PhaseChange:
-        self.apply(transition_plan(self.state, self.resolved, transition, restore is not None), restore)
+        plan = transition_plan(self.state, self.resolved, transition, restore is not None, self.implicit)
+        self.apply(plan, restore)
         self.state = attrs.evolve(self.state, depth=transition.to_depth)
         change = PhaseChange(epoch, transition.to_depth, transition.reason, restore is not None)
         self.history.append(change)
@@ -206,27 +226,96 @@ class PhaseEngine:
         return self.history[-1].reason if self.history and self.history[-1].epoch == epoch else None
 
     def apply(self, plan: Plan, restore: RestoreBest | None = None) -> None:
-        """Make the module and optimizer stand at ``plan.depth``.
+        """Make the module and optimizer enter ``plan.depth`` (a transition).
 
         With ``restore`` (the plan's ``restore_best``), the best checkpoint is reloaded first, keeping the groups
-        through ``plan.keep_through``; the groups after it are added again, and the LR schedule continues from where
-        it was (restoring rolls weights back, never the LR trajectory).
+        through ``plan.keep_through``; the groups after it are added again. A phase with a new optimizer builds it
+        from phase 0's parameters and adds every later phase's groups to it. Either way the LR schedule continues
+        from where it was (restoring rolls weights back, never the LR trajectory), and the target phase's groups
+        join it; a new LR scheduler then takes over all groups.
         """
-        optimizer = self.require_optimizer()
-        lr_state = capture_lr_state(optimizer, self.schedulers)
-        if plan.restore_best and restore is not None:
-            restore(sum(self._group_counts.get(phase, 0) for phase in range(plan.keep_through + 1)))
+        lr_state = capture_lr_state(self.require_optimizer(), self.schedulers)
+        restoring = plan.restore_best and restore is not None
+        if restore is not None and restoring:
+            restore(None if plan.new_optimizer is not None else self._groups_through(plan.keep_through))
+        if plan.new_optimizer is not None:
+            self._replace_optimizer(plan.new_optimizer)
+        last = plan.add
+        if restoring or plan.new_optimizer is not None:
             for group in plan.add[:-1]:  # their scheduler state comes back with the captured state below
                 self._thaw(group.phase)
                 self._add_phase_groups(group.phase, group.lr, ())
-            restore_lr_state(optimizer, self.schedulers, lr_state)
-            for group in plan.add[-1:]:
-                self._thaw(group.phase)
-                self._add_phase_groups(group.phase, group.lr, self.schedulers)
-            return
+            restore_lr_state(self.require_optimizer(), self.schedulers, lr_state)
+            last = plan.add[-1:]
+        for group in last:
+            self._thaw(group.phase)
+            self._add_phase_groups(group.phase, group.lr, self.schedulers)
+        if plan.new_lr_scheduler is not None:
+            self._replace_lr_scheduler(plan.new_lr_scheduler)
+
+    def _rebuild(self, plan: Plan) -> None:
+        """Rebuild a resumed fit's optimizer structure at ``plan.depth`` (the saved states are loaded afterwards)."""
+        if plan.new_optimizer is not None:
+            self._replace_optimizer(plan.new_optimizer)
         for group in plan.add:
             self._thaw(group.phase)
             self._add_phase_groups(group.phase, group.lr, self.schedulers)
+        if plan.new_lr_scheduler is not None:
+            self._replace_lr_scheduler(plan.new_lr_scheduler)
+
+    def _groups_through(self, depth: int) -> int:
+        return sum(self._group_counts.get(phase, 0) for phase in range(depth + 1))
+
+    # -- reinitialisation ----------------------------------------------------------------------------------------
+
+    def _replace_optimizer(self, spec: OptimizerInit) -> None:
+        # Built over a placeholder, then given phase 0's groups exactly as a phase adds them (names, no_decay).
+        placeholder = nn.Parameter(torch.zeros(1))
+        optimizer = build_optimizer(spec, [{"params": [placeholder]}])
+        optimizer.param_groups.clear()
+        self.optimizer, self._group_counts = optimizer, {}
+        self._add_phase_groups(0, optimizer.defaults["lr"], ())
+        for scheduler in self.schedulers:
+            _repoint(scheduler, optimizer)
+        if self.on_replace is not None:
+            self.on_replace(optimizer, self.schedulers, None)
+
+    def _replace_lr_scheduler(self, spec: LRSchedulerInit) -> None:
+        self.schedulers = (build_lr_scheduler(spec, self.require_optimizer()),)
+        if self.on_replace is not None:
+            self.on_replace(self.require_optimizer(), self.schedulers, spec)
+
+    def init_pg_lrs_problems(self) -> Diagnostics:
+        """``init_pg_lrs`` lists with another length than the groups that exist when their scheduler is built (those
+        of the phases before it; the phase's own groups start at its ``lr``), located in the schedule file."""
+        found = []
+        for depth in range(1, self.resolved.max_depth + 1):
+            spec = reinit_at(self.resolved, depth, self.implicit).lr_scheduler
+            if spec is None or spec.init_pg_lrs is None:
+                continue
+            expected = self._planned_groups_before(depth)
+            if len(spec.init_pg_lrs) != expected:
+                found.append(
+                    error(
+                        "reinit-init-pg-lrs",
+                        f"init_pg_lrs has {len(spec.init_pg_lrs)} lr(s), but {expected} param group(s) exist when "
+                        f"phase {depth} builds its LR scheduler (the groups of phases 0..{depth - 1})",
+                        Location(depth, "new_lr_scheduler", subpath=("init_pg_lrs",)),
+                        f"give {expected} lrs, one per group in order",
+                    )
+                )
+        return locate(tuple(found), self.resolved.schedule.source)
+
+    def _planned_groups_before(self, depth: int) -> int:
+        rebuilt = any(reinit_at(self.resolved, d, self.implicit).optimizer for d in range(1, depth + 1))
+        phase0 = self._groups_of(0) if rebuilt else self._group_counts.get(0, 0)
+        return phase0 + sum(self._groups_of(phase) for phase in range(1, depth))
+
+    def _groups_of(self, phase: int) -> int:
+        names, no_decay = self.module_names(phase), self.groups.no_decay
+        if callable(no_decay):
+            return int(any(not no_decay(n) for n in names)) + int(any(no_decay(n) for n in names))
+        return (2 if no_decay else 1) if names else 0
 
     def note_best_checkpoint(self) -> None:
         """The checkpoint being saved now is the best so far: remember its depth (for ``restore_best``)."""
@@ -317,7 +406,7 @@ class PhaseEngine:
         restored, self._pending = self._pending, None
         if restored is None:
             return None
-        self.apply(resume_plan(restored, self.resolved))
+        self._rebuild(resume_plan(restored, self.resolved, self.implicit))
         self.state = restored
         self._check_rebuilt(saved_group_sizes)
         return restored
@@ -352,4 +441,11 @@ class PhaseEngine:
         )
 
 
-__all__ = ["STATE_FORMAT", "GroupPolicy", "NoDecay", "PhaseEngine", "RestoreBest"]
+def _repoint(scheduler: Any, optimizer: torch.optim.Optimizer) -> None:
+    """Make an LR scheduler (and a composite's children) drive ``optimizer`` instead of the one it was built on."""
+    scheduler.optimizer = optimizer
+    for child in getattr(scheduler, "_schedulers", None) or ():
+        _repoint(child, optimizer)
+
+
+__all__ = ["STATE_FORMAT", "GroupPolicy", "NoDecay", "PhaseEngine", "Replaced", "RestoreBest"]

@@ -44,6 +44,7 @@ from finetuning_scheduler.core import (
     UnscheduledPolicy,
     ValidationOptions,
     effective_max_epochs,
+    errors_only,
     generate,
     resolve_schedule,
     schedule_to_data,
@@ -62,6 +63,7 @@ from ..engine import (
     inventory,
     optimizer_problems,
     read_schedule,
+    reinit_problems,
     value_or_raise,
     write_schedule,
 )
@@ -165,7 +167,7 @@ class ScheduleDriver:
     ) -> None:
         self.module = unwrap_module(module)
         self.epoch_transitions_only = epoch_transitions_only
-        options = ValidationOptions(base_max_lr, epoch_transitions_only, max_depth, unscheduled, reinit_supported=False)
+        options = ValidationOptions(base_max_lr, epoch_transitions_only, max_depth, unscheduled)
         self.resolved = self._validate(schedule, options, generation)
         self.engine = PhaseEngine(
             self.module,
@@ -180,6 +182,9 @@ class ScheduleDriver:
         self, source: ScheduleSource, options: ValidationOptions, policy: GenerationPolicy
     ) -> ResolvedSchedule:
         resolved = value_or_raise(_resolve(source, inventory(self.module), options, policy), ScheduleError)
+        problems = errors_only(reinit_problems(resolved))  # new_optimizer / new_lr_scheduler classes, tried
+        if problems:
+            raise ScheduleError(problems)
         for diagnostic in resolved.warnings:
             warnings.warn(diagnostic.render(), ScheduleWarning, stacklevel=3)
         return resolved
@@ -213,12 +218,13 @@ class ScheduleDriver:
 
     @property
     def optimizer(self) -> torch.optim.Optimizer | None:
-        """The attached optimizer (``None`` before :meth:`attach`)."""
+        """The optimizer to step: the attached one, or the one a phase's ``new_optimizer`` built (``None`` before
+        :meth:`attach`). After a reinitialising phase, step this one (and :attr:`schedulers`), not your old ones."""
         return self.engine.optimizer
 
     @property
     def schedulers(self) -> tuple[Any, ...]:
-        """The attached LR schedulers."""
+        """The LR schedulers to step: the attached ones, or the one a phase's ``new_lr_scheduler`` built."""
         return self.engine.schedulers
 
     @property
@@ -273,6 +279,9 @@ class ScheduleDriver:
                 "driver."
             )
         self.engine.attach(candidate, [getattr(s, "scheduler", s) for s in schedulers])  # Accelerate wraps them
+        mismatched_lrs = self.engine.init_pg_lrs_problems()
+        if mismatched_lrs:
+            raise ScheduleError(mismatched_lrs)
         self.engine.resume_pending()
 
     # -- epochs --------------------------------------------------------------------------------------------------

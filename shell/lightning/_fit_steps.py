@@ -5,16 +5,23 @@ adapter, check for one optimizer with a supported LR scheduler, enforce phase 0 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.strategies import Strategy
 from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
+from lightning.pytorch.utilities.types import LRSchedulerConfig
+
+from finetuning_scheduler.core import LRSchedulerInit
 
 from ..engine import SUPPORTED_LR_SCHEDULERS, PhaseEngine, truncate_param_groups, unsupported_scheduler
 from ._strategy_adapter import StrategyAdapter
+
+_CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(LRSchedulerConfig)) - {"scheduler"}
 
 
 def route_model_loading(strategy: Strategy, adapter: StrategyAdapter) -> None:
@@ -71,19 +78,37 @@ def enforce_phase0(engine: PhaseEngine, enforce: bool, info: Callable[[str], Non
     return True
 
 
-def restore_best_checkpoint(trainer: Trainer, adapter: StrategyAdapter, path: str, keep_groups: int) -> None:
+def restore_best_checkpoint(trainer: Trainer, adapter: StrategyAdapter, path: str, keep_groups: int | None) -> None:
     """Reload the best checkpoint's weights (through the adapter) and its optimizer state onto the first
-    ``keep_groups`` param groups (the engine adds the later phases' groups again afterwards)."""
+    ``keep_groups`` param groups (the engine adds the later phases' groups again afterwards); ``None``: the weights
+    only (the phase replaces the optimizer, whose saved state may be another class's)."""
     checkpoint = trainer.strategy.load_checkpoint(path)
     try:
         checkpoint = adapter.before_restore_model(checkpoint)
     except Exception as exc:  # an adapter's hook must not lose the fit; FTS warns and goes on too
         rank_zero_warn(f"Strategy adapter before_restore_model hook raised: {exc!r}; restoring unchanged.")
     adapter.load_model_state_dict(checkpoint, strict=True)
+    if keep_groups is None:
+        return
     optimizer = trainer.optimizers[0]
     truncate_param_groups(optimizer, keep_groups)
     adapter.on_before_restore_optimizers_and_lrs()
     optimizer.load_state_dict(checkpoint["optimizer_states"][0])
+
+
+def install_reinitialised(
+    trainer: Trainer, optimizer: torch.optim.Optimizer, schedulers: tuple[Any, ...], spec: LRSchedulerInit | None
+) -> None:
+    """Hand a phase's new optimizer (and new LR scheduler, configured by ``spec.pl_lrs_cfg``) to the strategy, so
+    Lightning steps, logs and checkpoints them from now on."""
+    strategy = trainer.strategy
+    strategy.optimizers = [optimizer]
+    if spec is None:
+        return
+    (scheduler,) = schedulers
+    settings = {key: value for key, value in spec.pl_lrs_cfg.items() if key in _CONFIG_FIELDS}
+    settings["reduce_on_plateau"] = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    strategy.lr_scheduler_configs = [LRSchedulerConfig(scheduler, **settings)]
 
 
 def warn_unused_lambdas(engine: PhaseEngine) -> None:
@@ -98,6 +123,7 @@ def warn_unused_lambdas(engine: PhaseEngine) -> None:
 __all__ = [
     "check_optimizers",
     "enforce_phase0",
+    "install_reinitialised",
     "restore_best_checkpoint",
     "route_model_loading",
     "unroute_model_loading",

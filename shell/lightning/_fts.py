@@ -20,16 +20,18 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException  # 
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 from typing_extensions import override
 
-from finetuning_scheduler.core import RawSchedule, ResolvedSchedule, ValidationOptions
+from finetuning_scheduler.core import ImplicitReinit, RawSchedule, ResolvedSchedule, ValidationOptions
 
 from ..engine import (
     CheckpointMismatchError,
     GroupPolicy,
     PhaseChange,
     PhaseEngine,
+    ReinitError,
     RestoreBest,
     ScheduleWarning,
     freeze,
+    implicit_from_cfgs,
     trainable_names,
 )
 from ._adapters import make_adapter, strategy_flag_of
@@ -39,6 +41,7 @@ from ._errors import LightningCheckpointMismatchError, ScheduleValidationError
 from ._fit_steps import (
     check_optimizers,
     enforce_phase0,
+    install_reinitialised,
     restore_best_checkpoint,
     route_model_loading,
     unroute_model_loading,
@@ -65,8 +68,10 @@ class FinetuningScheduler(Callback):
         restore_best: reload the best checkpoint before entering each new phase.
         gen_ft_sched_only: write the default schedule to ``log_dir`` and exit.
         epoch_transitions_only: phases end by ``max_transition_epoch`` only (no early stopping).
-        reinit_optim_cfg: optimizer reinitialisation (not supported yet: rejected with a clear error).
-        reinit_lr_cfg: LR-scheduler reinitialisation (not supported yet: rejected with a clear error).
+        reinit_optim_cfg: implicit mode: ``{optimizer_init: {class_path, init_args}}``, the optimizer every phase > 0
+            starts with (it takes precedence over a phase's own ``new_optimizer``).
+        reinit_lr_cfg: implicit mode: ``{lr_scheduler_init: {...}, pl_lrs_cfg: {...}, use_current_optimizer_pg_lrs}``,
+            the LR scheduler every phase > 0 starts with (not with an explicit ``ft_schedule``).
         strategy_adapter_cfg: keyword arguments for the strategy adapter.
         custom_strategy_adapters: Lightning strategy flag to adapter reference.
         allow_untested: allow strategies and LR schedulers that were not tested with the scheduler.
@@ -167,7 +172,7 @@ class FinetuningScheduler(Callback):
     @property
     def validation_options(self) -> ValidationOptions:
         """The options the schedule is validated with."""
-        return ValidationOptions(self.base_max_lr, self.epoch_transitions_only, self.max_depth, reinit_supported=False)
+        return ValidationOptions(self.base_max_lr, self.epoch_transitions_only, self.max_depth)
 
     @property
     def early_stopping(self) -> FTSEarlyStopping | None:
@@ -198,7 +203,7 @@ class FinetuningScheduler(Callback):
         if trainer.state.fn != TrainerFn.FITTING:
             return
         self._trainer, self._pl_module = trainer, pl_module
-        self._reject_unsupported_options()
+        implicit = self._implicit_reinit()
         configure_callback_dependencies(trainer, self)
         adapter = self.strategy_adapter = self._make_adapter(trainer)
         route_model_loading(trainer.strategy, adapter)
@@ -208,19 +213,21 @@ class FinetuningScheduler(Callback):
         self._prepare_early_stopping()
         freeze(pl_module, self.frozen_bn_track_running_stats)
         adapter.on_before_init_fts()
-        self.resolved = schedules.load_and_validate()
+        self.resolved = schedules.load_and_validate(implicit)
         self.max_depth = self.resolved.max_depth
         self.ft_schedule = self.ft_schedule_dict()  # as in FTS: the resolved schedule, names expanded
         schedules.extend_max_epochs(self.resolved)
         schedules.check_translations(self.resolved)
-        self.engine = self._make_engine(self.resolved, adapter)
+        self.engine = self._make_engine(self.resolved, adapter, implicit)
         self.restored_best_count, self._checkpoint_groups, self._fit_started = 0, None, False
         self.engine.start()
         self._sync_final_phase()
         adapter.on_after_init_fts()
         self._announce_depth()
 
-    def _make_engine(self, resolved: ResolvedSchedule, adapter: StrategyAdapter) -> PhaseEngine:
+    def _make_engine(
+        self, resolved: ResolvedSchedule, adapter: StrategyAdapter, implicit: ImplicitReinit
+    ) -> PhaseEngine:
         def log_thawed(depth: int, newly: tuple[str, ...]) -> None:
             if log.isEnabledFor(logging.DEBUG):
                 shown = adapter.logical_param_translation(list(newly))
@@ -234,15 +241,22 @@ class FinetuningScheduler(Callback):
             bn_track_running_stats=self.frozen_bn_track_running_stats,
             warn=lambda message: rank_zero_warn(message, category=ScheduleWarning),
             on_thaw=log_thawed,
+            implicit=implicit,
+            on_replace=lambda optimizer, schedulers, spec: install_reinitialised(
+                self.trainer, optimizer, schedulers, spec
+            ),
         )
 
-    def _reject_unsupported_options(self) -> None:
-        for name in ("reinit_optim_cfg", "reinit_lr_cfg"):
-            if getattr(self, name):
-                raise MisconfigurationException(
-                    f"`{name}` (optimizer/LR-scheduler reinitialisation) is not supported by this release yet. "
-                    f"Remove `{name}` to fine-tune with the optimizer and scheduler from configure_optimizers."
-                )
+    def _implicit_reinit(self) -> ImplicitReinit:
+        if self.reinit_lr_cfg and self.ft_schedule:
+            raise MisconfigurationException(
+                "reinit_lr_cfg (implicit mode) was given with an explicit ft_schedule: give each phase its own "
+                "new_lr_scheduler instead, or drop ft_schedule to use the generated schedule."
+            )
+        try:
+            return implicit_from_cfgs(self.reinit_optim_cfg, self.reinit_lr_cfg)
+        except ReinitError as exc:
+            raise MisconfigurationException(str(exc)) from None
 
     def _make_adapter(self, trainer: Trainer) -> StrategyAdapter:
         """Check the strategy flag, then resolve, load and build its adapter (plugins are only imported if chosen)."""
@@ -285,6 +299,9 @@ class FinetuningScheduler(Callback):
         self.engine.attach(trainer.optimizers[0], [config.scheduler for config in trainer.lr_scheduler_configs])
         if enforce_phase0(self.engine, self.enforce_phase0_params, self._info):
             self.strategy_adapter.on_trainable_changed()
+        problems = self.engine.init_pg_lrs_problems()
+        if problems:
+            raise ScheduleValidationError(problems)
         self._fit_started = True
         if self._saved_state is not None:
             self._resume(self._saved_state)
@@ -338,7 +355,7 @@ class FinetuningScheduler(Callback):
         adapter = self.strategy_adapter
         assert adapter is not None
 
-        def restore(keep_groups: int) -> None:
+        def restore(keep_groups: int | None) -> None:
             restore_best_checkpoint(self.trainer, adapter, path, keep_groups)
             self.restored_best_count += 1
 

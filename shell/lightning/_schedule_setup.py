@@ -12,9 +12,9 @@ from typing import Any, NoReturn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 
-from finetuning_scheduler.core import RawSchedule, ResolvedSchedule, effective_max_epochs
+from finetuning_scheduler.core import ImplicitReinit, RawSchedule, ResolvedSchedule, effective_max_epochs, errors_only
 
-from ..engine import read_schedule, schedule_file_name, value_or_raise, write_schedule
+from ..engine import read_schedule, reinit_problems, schedule_file_name, value_or_raise, write_schedule
 from ._errors import ScheduleValidationError
 from ._strategy_adapter import StrategyAdapter
 from ._views import SchedulerView
@@ -34,10 +34,14 @@ class ScheduleSetup:
             self.info(f"Generated the default fine-tuning schedule '{path}'.")
         raise SystemExit(0)
 
-    def load_and_validate(self) -> ResolvedSchedule:
-        """The resolved schedule; every problem at once as one :class:`ScheduleValidationError`."""
+    def load_and_validate(self, implicit: ImplicitReinit) -> ResolvedSchedule:
+        """The resolved schedule; every problem at once as one :class:`ScheduleValidationError` (the classes of its
+        reinitialisation blocks, and the implicit ones, imported and tried as well)."""
         self.fts.raw_schedule = self._raw_schedule()
         resolved = value_or_raise(self.adapter.validate_ft_sched(), ScheduleValidationError)
+        problems = errors_only(reinit_problems(resolved, implicit))
+        if problems:
+            raise ScheduleValidationError(problems)
         for diagnostic in resolved.warnings:
             rank_zero_warn(diagnostic.render())
         self._save(resolved)

@@ -116,15 +116,20 @@ def test_a_missing_file_is_a_schedule_error(tmp_path: Path) -> None:
         ScheduleDriver(example.Net(), tmp_path / "missing.yaml")
 
 
-def test_reinitialisation_blocks_are_rejected_with_their_position(tmp_path: Path) -> None:
+def test_reinitialisation_blocks_with_bad_classes_are_rejected_with_their_position(tmp_path: Path) -> None:
     path = tmp_path / "reinit.yaml"
     path.write_text(
         "0:\n  params: [head.*]\n1:\n  params: [body.*]\n  new_optimizer:\n    optimizer_init:\n"
-        "      class_path: torch.optim.SGD\n      init_args: {lr: 0.1}\n",
+        "      class_path: torch.optim.SGDD\n      init_args: {lr: 0.1}\n  new_lr_scheduler:\n"
+        "    lr_scheduler_init:\n      class_path: torch.optim.lr_scheduler.StepLR\n      init_args: {gamma: 0.5}\n",
         encoding="utf-8",
     )
-    with pytest.raises(ScheduleError, match=rf"{re.escape(str(path))}:5:\d+: error\[unsupported-reinit\] phase 1"):
+    with pytest.raises(ScheduleError) as raised:
         ScheduleDriver(example.Net(), path)
+    text = str(raised.value)
+    assert re.search(rf"{re.escape(str(path))}:7:\d+: error\[reinit-class\] phase 1 › new_optimizer", text)
+    assert re.search(rf"{re.escape(str(path))}:12:\d+: error\[reinit-init-args\] phase 1 › new_lr_scheduler", text)
+    assert "step_size" in text  # StepLR's missing argument, found by trying it
 
 
 def test_path_dict_and_record_resolve_alike(tmp_path: Path) -> None:

@@ -261,18 +261,25 @@ def test_lr_monitor_sits_between_the_scheduler_and_the_checkpoint(tmp_path: Path
         ([FinetuningScheduler(), FTSCheckpoint(monitor="val_loss", save_top_k=0)], "save_top_k to a non-zero"),
         ([FinetuningScheduler(), FTSCheckpoint(monitor=None)], "no quantity to monitor"),
         ([FinetuningScheduler(ft_schedule="/nonexistent/sched.yaml")], "Could not find specified fine-tuning"),
-        ([FinetuningScheduler(reinit_lr_cfg={"lr_scheduler_init": {"class_path": "x"}})], "not supported by this"),
-        ([FinetuningScheduler(reinit_optim_cfg={"optimizer_init": {"class_path": "x"}})], "not supported by this"),
+        (
+            [FinetuningScheduler(reinit_lr_cfg={"lr_scheduler_init": {"class_path": "x"}})],
+            r"error\[reinit-class\] schedule: cannot import 'x'",
+        ),
+        (
+            [FinetuningScheduler(reinit_optim_cfg={"optimizer_init": {"class_path": "torch.optim.Nope"}})],
+            "module 'torch.optim' has no class 'Nope'",
+        ),
+        ([FinetuningScheduler(reinit_optim_cfg={"optimizer_init": "torch.optim.SGD"})], "reinit_optim_cfg needs"),
         (
             [
                 FinetuningScheduler(
                     ft_schedule={
                         **EXPLICIT,
-                        1: {**EXPLICIT[1], "new_optimizer": {"optimizer_init": {"class_path": "torch.optim.Adam"}}},
+                        1: {**EXPLICIT[1], "new_optimizer": {"optimizer_init": {"class_path": "torch.optim.Adamm"}}},
                     }
                 )
             ],
-            r"error\[unsupported-reinit\] phase 1 › new_optimizer",
+            r"error\[reinit-class\] phase 1 › new_optimizer.optimizer_init.class_path",
         ),
     ],
 )

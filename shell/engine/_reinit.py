@@ -1,0 +1,215 @@
+"""Optimizer and LR-scheduler reinitialisation: check the classes a schedule names before training, and build them.
+
+A schedule's ``new_optimizer`` / ``new_lr_scheduler`` blocks (and the implicit ``reinit_optim_cfg`` /
+``reinit_lr_cfg``) name classes by ``class_path``. Importing a class runs its module's code: that is code execution
+chosen by whoever wrote the schedule, as in FTS. Every block is checked when the fit is set up, with the schedule's
+other errors and their file positions: the class imports, is an optimizer / LR scheduler, and accepts its
+``init_args`` (tried against a throw-away parameter), and ``ReduceLROnPlateau`` has a ``monitor``. No Lightning here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from finetuning_scheduler.core import (
+    ClassInit,
+    Diagnostic,
+    Diagnostics,
+    ImplicitReinit,
+    Location,
+    LRSchedulerInit,
+    OptimizerInit,
+    ResolvedSchedule,
+    error,
+    locate,
+    reinit_at,
+)
+
+_LR_SCHEDULER_BASES = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+class ReinitError(ValueError):
+    """A reinitialisation block names a class that cannot be used (the message says why)."""
+
+
+def import_class(class_path: str) -> type:
+    """The class at ``class_path`` (``package.module.Class``).
+
+    >>> import_class("torch.optim.SGD").__name__
+    'SGD'
+    >>> import_class("torch.optim.NoSuchOptimizer")
+    Traceback (most recent call last):
+    ...
+    finetuning_scheduler.shell.engine._reinit.ReinitError: module 'torch.optim' has no class 'NoSuchOptimizer'
+    """
+    module_name, _, name = class_path.rpartition(".")
+    if not module_name:
+        raise ReinitError(f"{class_path!r} is not a dotted class path (package.module.Class)")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or anything the module raises while importing
+        raise ReinitError(f"module {module_name!r} could not be imported: {type(exc).__name__}: {exc}") from exc
+    found = getattr(module, name, None)
+    if not isinstance(found, type):
+        raise ReinitError(f"module {module_name!r} has no class {name!r}")
+    return found
+
+
+def _init_args(init: ClassInit) -> dict[str, Any]:
+    return {key: value for key, value in init.init_args.items() if key != "optimizer"}
+
+
+def build_optimizer(spec: OptimizerInit, param_groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    """The optimizer ``spec`` names, over ``param_groups``; each group's ``initial_lr`` starts at its ``lr``."""
+    cls = import_class(spec.optimizer_init.class_path)
+    optimizer: torch.optim.Optimizer = cls(param_groups, **_init_args(spec.optimizer_init))
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+    return optimizer
+
+
+def set_lrs_for_new_scheduler(optimizer: torch.optim.Optimizer, spec: LRSchedulerInit) -> None:
+    """Each group's lr before a new scheduler takes it over, by FTS's precedence: ``init_pg_lrs`` (which also sets
+    ``initial_lr``), else ``use_current_optimizer_pg_lrs`` (keep the current lr), else the group's ``initial_lr``."""
+    explicit = list(spec.init_pg_lrs or ())
+    for index, group in enumerate(optimizer.param_groups):
+        if index < len(explicit):
+            group["lr"] = group["initial_lr"] = explicit[index]
+        elif not spec.use_current_optimizer_pg_lrs:
+            group["lr"] = group.get("initial_lr", group["lr"])
+
+
+def build_lr_scheduler(spec: LRSchedulerInit, optimizer: torch.optim.Optimizer) -> Any:
+    """The LR scheduler ``spec`` names, on ``optimizer`` (whose groups' lrs are set first, see above)."""
+    set_lrs_for_new_scheduler(optimizer, spec)  # the groups' initial_lr become the new scheduler's base rates
+    cls = import_class(spec.lr_scheduler_init.class_path)
+    return cls(optimizer, **_init_args(spec.lr_scheduler_init))
+
+
+# -- checking before training ---------------------------------------------------------------------------------------
+
+
+def _throwaway_optimizer() -> torch.optim.Optimizer:
+    return torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+
+
+def _optimizer_problems(spec: OptimizerInit, where: Location) -> Iterator[Diagnostic]:
+    at = Location(where.phase, where.key, subpath=("optimizer_init", "class_path"))
+    try:
+        cls = import_class(spec.optimizer_init.class_path)
+    except ReinitError as exc:
+        yield error("reinit-class", f"cannot import {spec.optimizer_init.class_path!r}: {exc}", at)
+        return
+    if not issubclass(cls, torch.optim.Optimizer):
+        yield error("reinit-class", f"{spec.optimizer_init.class_path} is not a torch.optim.Optimizer", at)
+        return
+    try:
+        cls([nn.Parameter(torch.zeros(1))], **_init_args(spec.optimizer_init))
+    except Exception as exc:
+        args = Location(where.phase, where.key, subpath=("optimizer_init", "init_args"))
+        yield error("reinit-init-args", f"{cls.__name__} rejects its init_args: {type(exc).__name__}: {exc}", args)
+
+
+def _scheduler_problems(spec: LRSchedulerInit, where: Location) -> Iterator[Diagnostic]:
+    at = Location(where.phase, where.key, subpath=("lr_scheduler_init", "class_path"))
+    try:
+        cls = import_class(spec.lr_scheduler_init.class_path)
+    except ReinitError as exc:
+        yield error("reinit-class", f"cannot import {spec.lr_scheduler_init.class_path!r}: {exc}", at)
+        return
+    if not issubclass(cls, _LR_SCHEDULER_BASES):
+        yield error("reinit-class", f"{spec.lr_scheduler_init.class_path} is not a torch LR scheduler", at)
+        return
+    try:
+        cls(_throwaway_optimizer(), **_init_args(spec.lr_scheduler_init))
+    except Exception as exc:
+        args = Location(where.phase, where.key, subpath=("lr_scheduler_init", "init_args"))
+        yield error("reinit-init-args", f"{cls.__name__} rejects its init_args: {type(exc).__name__}: {exc}", args)
+    if issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau) and not spec.pl_lrs_cfg.get("monitor"):
+        yield error(
+            "reinit-monitor",
+            "ReduceLROnPlateau needs the metric it watches: pl_lrs_cfg has no monitor",
+            Location(where.phase, where.key, subpath=("pl_lrs_cfg",)),
+        )
+
+
+def _implicit_problems(implicit: ImplicitReinit) -> Diagnostics:
+    found: list[Diagnostic] = []
+    if implicit.optimizer is not None:
+        found += _optimizer_problems(implicit.optimizer, Location(None, "reinit_optim_cfg"))
+    if implicit.lr_scheduler is not None:
+        found += _scheduler_problems(implicit.lr_scheduler, Location(None, "reinit_lr_cfg"))
+    return tuple(found)
+
+
+def reinit_problems(resolved: ResolvedSchedule, implicit: ImplicitReinit = ImplicitReinit()) -> Diagnostics:
+    """Every problem of the schedule's reinitialisation blocks (and the implicit ones), located in the schedule file.
+
+    >>> from finetuning_scheduler.core import ParamInventory, resolve_schedule
+    >>> schedule = {0: {"params": ["a"]}, 1: {"params": ["b"], "new_lr_scheduler": {
+    ...     "lr_scheduler_init": {"class_path": "torch.optim.lr_scheduler.ReduceLROnPlateau"}}}}
+    >>> resolved = resolve_schedule(schedule, ParamInventory.from_names(["a", "b"])).unwrap()
+    >>> [(d.code, str(d.location)) for d in reinit_problems(resolved)]
+    [('reinit-monitor', 'phase 1 › new_lr_scheduler.pl_lrs_cfg')]
+    """
+    found: list[Diagnostic] = list(_implicit_problems(implicit))
+    for depth in range(1, len(resolved.phases)):
+        phase = resolved.phases[depth]
+        if phase.new_optimizer is not None and implicit.optimizer is None:
+            found += _optimizer_problems(phase.new_optimizer, Location(depth, "new_optimizer"))
+        if phase.new_lr_scheduler is not None and implicit.lr_scheduler is None:
+            found += _scheduler_problems(phase.new_lr_scheduler, Location(depth, "new_lr_scheduler"))
+    return locate(tuple(found), resolved.schedule.source)
+
+
+def uses_reinit(resolved: ResolvedSchedule, implicit: ImplicitReinit = ImplicitReinit()) -> bool:
+    """Whether any phase the fit can enter reinitialises the optimizer or LR scheduler."""
+    return any(
+        reinit_at(resolved, depth, implicit) != reinit_at(resolved, 0) for depth in range(1, resolved.max_depth + 1)
+    )
+
+
+def implicit_from_cfgs(optim_cfg: Mapping[str, Any] | None, lr_cfg: Mapping[str, Any] | None) -> ImplicitReinit:
+    """``reinit_optim_cfg`` / ``reinit_lr_cfg`` (FTS's constructor arguments) as the core's record.
+
+    >>> implicit_from_cfgs({"optimizer_init": {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-3}}}, None)
+    ImplicitReinit(optimizer=OptimizerInit(optimizer_init=ClassInit(class_path='torch.optim.Adam', ...)), ...)
+    """
+    optimizer = lr_scheduler = None
+    if optim_cfg:
+        optimizer = OptimizerInit(_class_init(optim_cfg, "optimizer_init", "reinit_optim_cfg"))
+    if lr_cfg:
+        lr_scheduler = LRSchedulerInit(
+            _class_init(lr_cfg, "lr_scheduler_init", "reinit_lr_cfg"),
+            pl_lrs_cfg=dict(lr_cfg.get("pl_lrs_cfg") or {}),
+            use_current_optimizer_pg_lrs=lr_cfg.get("use_current_optimizer_pg_lrs"),
+        )
+        if lr_cfg.get("init_pg_lrs") is not None:
+            raise ReinitError("reinit_lr_cfg cannot give init_pg_lrs (it applies to every phase); remove it")
+    return ImplicitReinit(optimizer, lr_scheduler)
+
+
+def _class_init(cfg: Mapping[str, Any], key: str, argument: str) -> ClassInit:
+    block = cfg.get(key)
+    if not isinstance(block, Mapping) or not isinstance(block.get("class_path"), str):
+        raise ReinitError(
+            f"{argument} needs {{{key}: {{class_path: package.module.Class, init_args: {{...}}}}}}, got {dict(cfg)!r}"
+        )
+    return ClassInit(block["class_path"], dict(block.get("init_args") or {}))
+
+
+__all__ = [
+    "ReinitError",
+    "build_lr_scheduler",
+    "build_optimizer",
+    "implicit_from_cfgs",
+    "import_class",
+    "reinit_problems",
+    "set_lrs_for_new_scheduler",
+    "uses_reinit",
+]
