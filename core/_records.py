@@ -256,6 +256,28 @@ class ResolvedPhases(Sequence[ResolvedPhase]):
         return repr(tuple(self))
 
 
+def _class_init_data(init: ClassInit) -> dict[str, Any]:
+    return {"class_path": init.class_path, "init_args": dict(init.init_args)}
+
+
+def _reinit_data(phase: ResolvedPhase) -> dict[str, Any]:
+    """A phase's reinitialisation blocks as plain data in FTS's format (only the keys that were given)."""
+    data: dict[str, Any] = {}
+    if phase.new_optimizer is not None:
+        data["new_optimizer"] = {"optimizer_init": _class_init_data(phase.new_optimizer.optimizer_init)}
+    spec = phase.new_lr_scheduler
+    if spec is not None:
+        block: dict[str, Any] = {"lr_scheduler_init": _class_init_data(spec.lr_scheduler_init)}
+        if spec.pl_lrs_cfg:
+            block["pl_lrs_cfg"] = dict(spec.pl_lrs_cfg)
+        if spec.init_pg_lrs is not None:
+            block["init_pg_lrs"] = list(spec.init_pg_lrs)
+        if spec.use_current_optimizer_pg_lrs is not None:
+            block["use_current_optimizer_pg_lrs"] = spec.use_current_optimizer_pg_lrs
+        data["new_lr_scheduler"] = block
+    return data
+
+
 @attrs.frozen
 class ResolvedSchedule:
     """A validated schedule, built only by :func:`validate` ("parse, don't validate").
@@ -285,7 +307,12 @@ class ResolvedSchedule:
         {0: {'params': ['a'], 'max_transition_epoch': 2}, 1: {'params': ['b'], 'max_transition_epoch': -1, 'lr': 1e-05}}
         """
         return {
-            i: {"params": list(p.names), "max_transition_epoch": p.max_transition_epoch, **({"lr": p.lr} if i else {})}
+            i: {
+                "params": list(p.names),
+                "max_transition_epoch": p.max_transition_epoch,
+                **({"lr": p.lr} if i else {}),
+                **_reinit_data(p),
+            }
             for i, p in enumerate(self.phases)
         }
 

@@ -19,6 +19,12 @@ import finetuning_scheduler.shell
 
 # Modules without examples of their own, each for a stated reason; everything else under the shell must have some.
 _WITHOUT_EXAMPLES = {
+    "finetuning_scheduler.shell.app": "a package docstring only",
+    "finetuning_scheduler.shell.engine": "re-exports only",
+    "finetuning_scheduler.shell.integrations": "re-exports only",
+    "finetuning_scheduler.shell.lightning": "re-exports only",
+    "finetuning_scheduler.shell.plugins": "re-exports only",
+    "finetuning_scheduler.shell.schedule_files": "former module path, re-exports only",
     "finetuning_scheduler.shell.driver": "former module path, re-exports only",
     "finetuning_scheduler.shell.hf": "former module path, re-exports only (needs transformers)",
     "finetuning_scheduler.shell.torch_helpers": "former module path, re-exports only",
@@ -42,7 +48,7 @@ def _packages_and_modules() -> list[str]:
     names = []
     for package in (finetuning_scheduler.shell, finetuning_scheduler.adapters_builtin):
         for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
-            if info.name not in _WITHOUT_EXAMPLES and not info.ispkg:
+            if info.name not in _WITHOUT_EXAMPLES:
                 names.append(info.name)
     return sorted([*names, "finetuning_scheduler._lazy"])
 

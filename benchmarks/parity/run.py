@@ -47,6 +47,7 @@ EPOCH_FIELDS = (
     "max_depth",
     "trainable",
     "param_groups",
+    "optimizer",
     "global_step",
     "lr_scheduler",
     "early_stopping",

@@ -81,6 +81,54 @@ EPOCH_ONLY_SCHEDULE_YAML = """\
 """
 
 
+# The generated (implicit) schedule of the fixture, written out, with reinitialisation blocks added per phase: FTS's
+# §8 F-G configurations (optimizer and LR-scheduler reinitialisation, fixture with diverge_on_epoch=1, patience 2).
+_FOUR_PHASES = [["model.3.bias", "model.3.weight"], ["model.2.bias", "model.2.weight"],
+                ["model.1.bias", "model.1.weight"], ["model.0.bias", "model.0.weight"]]  # fmt: skip
+
+
+def _optimizer(class_path: str, **init_args: Any) -> dict[str, Any]:
+    return {"optimizer_init": {"class_path": f"torch.optim.{class_path}", "init_args": init_args}}
+
+
+def _lr_scheduler(class_path: str, **block: Any) -> dict[str, Any]:
+    init_args = block.pop("init_args", {})
+    return {
+        "lr_scheduler_init": {"class_path": f"torch.optim.lr_scheduler.{class_path}", "init_args": init_args},
+        **block,
+    }
+
+
+def _four_phases(extra: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {depth: {"params": list(params), **extra.get(depth, {})} for depth, params in enumerate(_FOUR_PHASES)}
+
+
+REINIT_SCHEDULES: dict[str, dict[int, dict[str, Any]]] = {
+    "reinit_optim": _four_phases(
+        {1: {"new_optimizer": _optimizer("Adam", lr=2.1e-4, weight_decay=1e-6)},
+         2: {"new_optimizer": _optimizer("SGD", lr=2e-3, momentum=0.9, weight_decay=2e-5)}}
+    ),
+    "reinit_optimlr": _four_phases(
+        {1: {"new_optimizer": _optimizer("Adam", lr=2.1e-4, weight_decay=1e-6),
+             "new_lr_scheduler": _lr_scheduler("StepLR", init_args={"step_size": 1, "gamma": 0.5})},
+         2: {"lr": 3e-6, "new_optimizer": _optimizer("SGD", lr=2e-3, momentum=0.9, weight_decay=2e-5),
+             "new_lr_scheduler": _lr_scheduler("StepLR", init_args={"step_size": 1, "gamma": 0.2})}}
+    ),
+    "reinit_lr": _four_phases(
+        {1: {"new_lr_scheduler": _lr_scheduler("StepLR", init_args={"step_size": 1, "gamma": 0.7})},
+         2: {"lr": 3e-6, "new_lr_scheduler": _lr_scheduler(
+             "CosineAnnealingWarmRestarts", init_args={"T_0": 3, "eta_min": 1e-7}, init_pg_lrs=[1e-6, 2e-6])}}
+    ),
+    "reinit_lr_rlrop": _four_phases(
+        {1: {"new_lr_scheduler": _lr_scheduler("ReduceLROnPlateau", init_args={"patience": 0, "min_lr": 1e-7},
+                                               pl_lrs_cfg={"monitor": "val_loss"}, init_pg_lrs=[1.5e-6])}}
+    ),
+}  # fmt: skip
+IMPLICIT_ADAM = _optimizer("Adam", lr=2.2e-4, weight_decay=1e-6)
+IMPLICIT_STEP = _lr_scheduler("StepLR", init_args={"step_size": 1, "gamma": 0.5})
+REINIT_FIT: dict[str, Any] = {"model": {"diverge_on_epoch": 1}, "es": {"monitor": "val_loss", "patience": 2}}
+
+
 def _explicit_dict() -> dict[int, dict[str, Any]]:
     return {
         0: {"params": ["model.3.bias", "model.3.weight", "model.2.bias", "model.2.weight"], "max_transition_epoch": 3},
@@ -173,6 +221,44 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "resume": {"from": "kth", "first": RESUME_FIRST_FIT},
         "section8": "E test_fts_callback_resume (diff dirpath, kth, max_depth -1)",
     },
+    "reinit_optim_explicit": {"schedule": "reinit_optim", **REINIT_FIT, "section8": "F explicit_optim"},
+    "reinit_optimlr_explicit": {"schedule": "reinit_optimlr", **REINIT_FIT, "section8": "F explicit_optimlr"},
+    "reinit_optim_implicit": {
+        "schedule": None,
+        "fts": {"reinit_optim_cfg": IMPLICIT_ADAM},
+        **REINIT_FIT,
+        "section8": "F implicit_optim",
+    },
+    "reinit_optimlr_implicit": {
+        "schedule": None,
+        "fts": {"reinit_optim_cfg": IMPLICIT_ADAM, "reinit_lr_cfg": IMPLICIT_STEP},
+        **REINIT_FIT,
+        "section8": "F implicit_optimlr",
+    },
+    "reinit_optimlr_implicit_use_curr": {
+        "schedule": None,
+        "fts": {
+            "reinit_optim_cfg": IMPLICIT_ADAM,
+            "reinit_lr_cfg": {**IMPLICIT_STEP, "use_current_optimizer_pg_lrs": True},
+        },
+        **REINIT_FIT,
+        "section8": "F implicit_optimlr_use_curr",
+    },
+    "reinit_optimlr_no_decay": {
+        "schedule": None,
+        "fts": {"reinit_optim_cfg": IMPLICIT_ADAM, "reinit_lr_cfg": IMPLICIT_STEP},
+        "model": {"diverge_on_epoch": 1, "no_decay": ["bias"]},
+        "es": REINIT_FIT["es"],
+        "section8": "F test_fts_reinit_optimlr_nodecay",
+    },
+    "reinit_lr_explicit": {"schedule": "reinit_lr", **REINIT_FIT, "section8": "G test_fts_reinitlr explicit"},
+    "reinit_lr_implicit": {
+        "schedule": None,
+        "fts": {"reinit_lr_cfg": _lr_scheduler("StepLR", init_args={"step_size": 1, "gamma": 0.7})},
+        **REINIT_FIT,
+        "section8": "G test_fts_reinitlr implicit",
+    },
+    "reinit_lr_rlrop_explicit": {"schedule": "reinit_lr_rlrop", **REINIT_FIT, "section8": "G test_fts_reinitlr_rlrop"},
     "resume_from_kth_stateful_ckpt_path": {
         "schedule": None,
         "es": RESUME_ES,
@@ -238,7 +324,14 @@ def _param_groups(trainer: Any, names_by_id: dict[int, str]) -> list[dict[str, A
     ]
 
 
-def _lr_scheduler(trainer: Any) -> dict[str, Any] | None:
+def _optimizer_record(trainer: Any) -> dict[str, Any] | None:
+    if not trainer.optimizers:
+        return None
+    optimizer = trainer.optimizers[0]
+    return {"class": type(optimizer).__name__, "default_lr": _float(optimizer.defaults.get("lr"))}
+
+
+def _lr_scheduler_record(trainer: Any) -> dict[str, Any] | None:
     configs = getattr(trainer, "lr_scheduler_configs", None)
     if not configs:
         return None
@@ -337,7 +430,8 @@ def make_recorder(callback_base: type, root: Path) -> Any:
                 "max_depth": getattr(fts, "max_depth", None),
                 "trainable": sorted(n for n, p in pl_module.named_parameters() if p.requires_grad),
                 "param_groups": _param_groups(trainer, names_by_id),
-                "lr_scheduler": _lr_scheduler(trainer),
+                "optimizer": _optimizer_record(trainer),
+                "lr_scheduler": _lr_scheduler_record(trainer),
                 "early_stopping": _early_stopping(trainer),
                 "checkpoint": _checkpoint(trainer),
                 "val_loss": _float(trainer.callback_metrics.get("val_loss")),
@@ -380,6 +474,8 @@ def _schedule_arg(kind: str | None, workdir: Path) -> Any:
         return None
     if kind == "dict":
         return _explicit_dict()
+    if kind in REINIT_SCHEDULES:
+        return copy.deepcopy(REINIT_SCHEDULES[kind])
     text = {
         "file": EXPLICIT_SCHEDULE_YAML,
         "file_lr_string": EXPLICIT_SCHEDULE_YAML.replace("lr: 1.0e-06", "lr: 1e-06"),

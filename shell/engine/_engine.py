@@ -22,7 +22,6 @@ from finetuning_scheduler.core import (
     Diagnostics,
     FitState,
     ImplicitReinit,
-    Location,
     LRSchedulerInit,
     OptimizerInit,
     Plan,
@@ -32,8 +31,6 @@ from finetuning_scheduler.core import (
     Transition,
     decided,
     depth_remaining,
-    error,
-    locate,
     make_converter,
     next_transition,
     reinit_at,
@@ -41,11 +38,11 @@ from finetuning_scheduler.core import (
     transition_plan,
 )
 
-from ._errors import CheckpointMismatchError, ScheduleWarning
+from ._errors import CheckpointMismatchError, RebuiltGroupsMismatchError, ScheduleWarning
 from ._lr_schedulers import adopt_rebuilt_groups, capture_lr_state, forget_groups, restore_lr_state
 from ._phase0 import Phase0Mismatch, phase0_mismatch
 from ._records import EpochTrace, PhaseChange
-from ._reinit import build_lr_scheduler, build_optimizer
+from ._reinit import build_lr_scheduler, build_optimizer, init_pg_lrs_problems
 from .torch_helpers import (
     add_param_groups,
     freeze,
@@ -286,25 +283,8 @@ class PhaseEngine:
             self.on_replace(self.require_optimizer(), self.schedulers, spec)
 
     def init_pg_lrs_problems(self) -> Diagnostics:
-        """``init_pg_lrs`` lists with another length than the groups that exist when their scheduler is built (those
-        of the phases before it; the phase's own groups start at its ``lr``), located in the schedule file."""
-        found = []
-        for depth in range(1, self.resolved.max_depth + 1):
-            spec = reinit_at(self.resolved, depth, self.implicit).lr_scheduler
-            if spec is None or spec.init_pg_lrs is None:
-                continue
-            expected = self._planned_groups_before(depth)
-            if len(spec.init_pg_lrs) != expected:
-                found.append(
-                    error(
-                        "reinit-init-pg-lrs",
-                        f"init_pg_lrs has {len(spec.init_pg_lrs)} lr(s), but {expected} param group(s) exist when "
-                        f"phase {depth} builds its LR scheduler (the groups of phases 0..{depth - 1})",
-                        Location(depth, "new_lr_scheduler", subpath=("init_pg_lrs",)),
-                        f"give {expected} lrs, one per group in order",
-                    )
-                )
-        return locate(tuple(found), self.resolved.schedule.source)
+        """``init_pg_lrs`` lists whose length is not the number of groups when their scheduler is built."""
+        return init_pg_lrs_problems(self.resolved, self.implicit, self._planned_groups_before)
 
     def _planned_groups_before(self, depth: int) -> int:
         rebuilt = any(reinit_at(self.resolved, d, self.implicit).optimizer for d in range(1, depth + 1))
@@ -420,7 +400,7 @@ class PhaseEngine:
                 f"the checkpoint's optimizer has groups of sizes {list(saved_group_sizes)}, the schedule gives {sizes}"
             )
         if problems:
-            raise CheckpointMismatchError(
+            raise RebuiltGroupsMismatchError(
                 "The checkpoint cannot be matched to the fine-tuning schedule:\n  - "
                 + "\n  - ".join(problems)
                 + "\nResume with the schedule, max_depth and no_decay the checkpoint was trained with."

@@ -34,6 +34,11 @@ class CheckpointMismatchError(ValueError):
     """A saved fit state cannot be matched to the schedule, the model or the rebuilt optimizer."""
 
 
+class RebuiltGroupsMismatchError(CheckpointMismatchError, RuntimeError):
+    """The optimizer rebuilt for a resumed fit does not match the model or the saved optimizer (a ``RuntimeError``
+    too, as the driver raised before)."""
+
+
 def value_or_raise(result: Result[_Value, _Failure], to_error: Callable[[_Failure], Exception]) -> _Value:
     """The success value of ``result``; its failure, turned into an exception by ``to_error``, is raised.
 
@@ -52,4 +57,10 @@ def value_or_raise(result: Result[_Value, _Failure], to_error: Callable[[_Failur
     return result.unwrap()
 
 
-__all__ = ["CheckpointMismatchError", "ScheduleError", "ScheduleWarning", "value_or_raise"]
+__all__ = [
+    "CheckpointMismatchError",
+    "RebuiltGroupsMismatchError",
+    "ScheduleError",
+    "ScheduleWarning",
+    "value_or_raise",
+]

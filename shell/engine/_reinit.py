@@ -10,7 +10,7 @@ other errors and their file positions: the class imports, is an optimizer / LR s
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -167,6 +167,27 @@ def reinit_problems(resolved: ResolvedSchedule, implicit: ImplicitReinit = Impli
     return locate(tuple(found), resolved.schedule.source)
 
 
+def init_pg_lrs_problems(
+    resolved: ResolvedSchedule, implicit: ImplicitReinit, groups_before: Callable[[int], int]
+) -> Diagnostics:
+    """``init_pg_lrs`` lists with another length than the groups that exist when their scheduler is built (those
+    of the phases before it, ``groups_before(depth)``; the phase's own groups start at its ``lr``), located."""
+    found = []
+    for depth in range(1, resolved.max_depth + 1):
+        spec = reinit_at(resolved, depth, implicit).lr_scheduler
+        if spec is None or spec.init_pg_lrs is None:
+            continue
+        expected = groups_before(depth)
+        if len(spec.init_pg_lrs) != expected:
+            message = (
+                f"init_pg_lrs has {len(spec.init_pg_lrs)} lr(s), but {expected} param group(s) exist when phase "
+                f"{depth} builds its LR scheduler (the groups of phases 0..{depth - 1})"
+            )
+            where = Location(depth, "new_lr_scheduler", subpath=("init_pg_lrs",))
+            found.append(error("reinit-init-pg-lrs", message, where, f"give {expected} lrs, one per group in order"))
+    return locate(tuple(found), resolved.schedule.source)
+
+
 def uses_reinit(resolved: ResolvedSchedule, implicit: ImplicitReinit = ImplicitReinit()) -> bool:
     """Whether any phase the fit can enter reinitialises the optimizer or LR scheduler."""
     return any(
@@ -209,6 +230,7 @@ __all__ = [
     "build_optimizer",
     "implicit_from_cfgs",
     "import_class",
+    "init_pg_lrs_problems",
     "reinit_problems",
     "set_lrs_for_new_scheduler",
     "uses_reinit",

@@ -50,3 +50,6 @@ def schedule_file_name(module: object) -> str:
 def write_schedule(schedule: Schedule, path: str | os.PathLike[str]) -> Path:
     """Write a schedule as stable, readable YAML (atomically)."""
     return write_text_atomically(path, dump_schedule(schedule))
+
+
+__all__ = ["read_schedule", "schedule_file_name", "write_schedule", "write_text_atomically"]

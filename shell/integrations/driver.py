@@ -346,6 +346,7 @@ class ScheduleDriver:
 
 
 __all__ = [
+    "STATE_FORMAT",
     "EpochTrace",
     "NoDecay",
     "PhaseChange",

@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
@@ -126,6 +127,7 @@ class FinetuningScheduler(Callback):
         self.engine: PhaseEngine | None = None
         self.restored_best_count = 0
         self._saved_state: Mapping[str, Any] | None = None
+        self._history_start = 0
         self._checkpoint_groups: list[int] | None = None
         self._fit_started = False
         self._trainer: Trainer | None = None
@@ -145,8 +147,8 @@ class FinetuningScheduler(Callback):
 
     @property
     def transition_history(self) -> list[PhaseChange]:
-        """The phase changes of this fit (a resumed fit includes those before its checkpoint)."""
-        return [] if self.engine is None else self.engine.history
+        """The phase changes this fit made (a resumed fit's earlier ones are in ``engine.history``)."""
+        return [] if self.engine is None else self.engine.history[self._history_start :]
 
     @property
     def trainer(self) -> Trainer:
@@ -220,6 +222,7 @@ class FinetuningScheduler(Callback):
         schedules.check_translations(self.resolved)
         self.engine = self._make_engine(self.resolved, adapter, implicit)
         self.restored_best_count, self._checkpoint_groups, self._fit_started = 0, None, False
+        self._saved_state, self._history_start = None, 0
         self.engine.start()
         self._sync_final_phase()
         adapter.on_after_init_fts()
@@ -246,6 +249,13 @@ class FinetuningScheduler(Callback):
                 self.trainer, optimizer, schedulers, spec
             ),
         )
+
+    def _refresh_no_decay(self, engine: PhaseEngine) -> None:
+        # As in FTS, the module's `no_decay` is read whenever groups are added: a module may set it in its own
+        # setup or configure_optimizers, after this callback's setup.
+        no_decay = getattr(self.pl_module, "no_decay", None)
+        if no_decay != engine.groups.no_decay:
+            engine.groups = attrs.evolve(engine.groups, no_decay=no_decay)
 
     def _implicit_reinit(self) -> ImplicitReinit:
         if self.reinit_lr_cfg and self.ft_schedule:
@@ -296,6 +306,7 @@ class FinetuningScheduler(Callback):
             return
         self.strategy_adapter.on_before_fts_fit_start()
         check_optimizers(trainer, self.allow_untested)
+        self._refresh_no_decay(self.engine)
         self.engine.attach(trainer.optimizers[0], [config.scheduler for config in trainer.lr_scheduler_configs])
         if enforce_phase0(self.engine, self.enforce_phase0_params, self._info):
             self.strategy_adapter.on_trainable_changed()
@@ -319,6 +330,7 @@ class FinetuningScheduler(Callback):
         except CheckpointMismatchError as mismatch:
             raise LightningCheckpointMismatchError(str(mismatch)) from None
         assert self.strategy_adapter is not None and restored is not None
+        self._history_start = len(engine.history)
         self.strategy_adapter.on_trainable_changed()
         self._sync_final_phase()
         self._info(f"Resumed fine-tuning at phase {restored.depth}.")
@@ -340,6 +352,7 @@ class FinetuningScheduler(Callback):
             return
         es = self.early_stopping
         best = self.checkpoint.best_model_path if self.checkpoint is not None else ""
+        self._refresh_no_decay(self.engine)
         change = self.engine.epoch_start(
             trainer.current_epoch,
             phase_converged=bool(es and es.es_phase_complete),

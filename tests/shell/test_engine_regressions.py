@@ -13,7 +13,7 @@ import torch
 from fts_support import BoringFTSModel, Recorder, fit_kwargs
 from torch import nn
 
-from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping, ScheduleDriver
+from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, ScheduleDriver
 from finetuning_scheduler.shell.engine import PhaseEngine, ScheduleWarning
 
 HEAD_FIRST = {
@@ -110,20 +110,43 @@ def test_checkpoint_callback_loads_a_partial_state(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("module", "names"),
+    ("module", "canonical", "names"),
     [
-        ("finetuning_scheduler.fts", ["FinetuningScheduler"]),
-        ("finetuning_scheduler.fts_supporters", ["FTSCheckpoint", "FTSEarlyStopping"]),
-        ("finetuning_scheduler.shell.driver", ["ScheduleDriver", "PhasePlateau", "unwrap_module"]),
-        ("finetuning_scheduler.shell.torch_helpers", ["freeze", "thaw", "add_param_groups", "inventory"]),
+        ("finetuning_scheduler.fts", "finetuning_scheduler", ["FinetuningScheduler"]),
+        ("finetuning_scheduler.fts_supporters", "finetuning_scheduler", ["FTSCheckpoint", "FTSEarlyStopping"]),
+        (
+            "finetuning_scheduler.shell.driver",
+            "finetuning_scheduler.shell.integrations.driver",
+            ["ScheduleDriver", "PhasePlateau", "unwrap_module", "STATE_FORMAT"],
+        ),
+        (
+            "finetuning_scheduler.shell.torch_helpers",
+            "finetuning_scheduler.shell.engine.torch_helpers",
+            ["freeze", "thaw", "add_param_groups", "inventory", "extend_scheduler_state"],
+        ),
+        (
+            "finetuning_scheduler.shell.schedule_files",
+            "finetuning_scheduler.shell.engine.schedule_files",
+            ["read_schedule", "write_schedule"],
+        ),
     ],
 )
-def test_fts_and_former_module_paths_resolve_to_the_public_classes(module: str, names: list[str]) -> None:
-    import finetuning_scheduler
-
-    loaded = importlib.import_module(module)
+def test_fts_and_former_module_paths_resolve_to_the_public_objects(
+    module: str, canonical: str, names: list[str]
+) -> None:
+    loaded, home = importlib.import_module(module), importlib.import_module(canonical)
     for name in names:
-        public = getattr(finetuning_scheduler, name, None)
-        assert public is None or getattr(loaded, name) is public
-        assert callable(getattr(loaded, name))
-    assert FTSEarlyStopping is importlib.import_module("finetuning_scheduler.fts_supporters").FTSEarlyStopping
+        assert getattr(loaded, name) is getattr(home, name), name
+
+
+class SetsNoDecayLate(BoringFTSModel):
+    """A module that decides its no_decay list in configure_optimizers, after the callback's setup."""
+
+    def configure_optimizers(self) -> Any:
+        self.no_decay = ["bias"]
+        return super().configure_optimizers()
+
+
+def test_no_decay_set_by_configure_optimizers_still_splits_later_phases(tmp_path: Path) -> None:
+    recorder, _ = _fit(tmp_path, SetsNoDecayLate(lr_scheduler=False))
+    assert recorder.epochs[2]["weight_decay"] == (1e-6, 1e-6, 0.0)  # phase 1: a decay and a no-decay group
