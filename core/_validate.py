@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from itertools import chain, repeat
+from typing import Any
 
 import attrs
 from returns.result import Failure, Result, Success
@@ -221,6 +222,20 @@ def _check_lr_scheduler(p: int, spec: LRSchedulerInit) -> Iterator[Diagnostic]:
     interval = spec.pl_lrs_cfg.get("interval", "epoch")
     if interval not in ("epoch", "step"):
         yield error("invalid-value", f"interval must be 'epoch' or 'step', got {interval!r}", where)
+    yield from _check_pl_lrs_values(spec.pl_lrs_cfg, where)
+
+
+def _check_pl_lrs_values(cfg: Mapping[str, Any], where: Location) -> Iterator[Diagnostic]:
+    """The values Lightning's scheduler config takes: a positive int frequency, strings, booleans."""
+    frequency = cfg.get("frequency", 1)
+    if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
+        yield error("invalid-value", f"frequency must be a positive integer, got {frequency!r}", where)
+    for key in ("monitor", "name"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            yield error("invalid-value", f"{key} must be a string, got {cfg[key]!r}", where)
+    for key in ("strict", "reduce_on_plateau"):
+        if key in cfg and not isinstance(cfg[key], bool):
+            yield error("invalid-value", f"{key} must be true or false, got {cfg[key]!r}", where)
 
 
 def _check_reinit(p: int, phase: Phase, supported: bool) -> Iterator[Diagnostic]:

@@ -22,8 +22,16 @@ SUPPORTED_LR_SCHEDULERS: tuple[type, ...] = (
     torch.optim.lr_scheduler.CosineAnnealingWarmRestarts,
     torch.optim.lr_scheduler.ConstantLR,
     torch.optim.lr_scheduler.LinearLR,
+    # Beyond FTS's ten: every other scheduler of torch.optim.lr_scheduler follows new groups too.
+    torch.optim.lr_scheduler.PolynomialLR,
+    torch.optim.lr_scheduler.CyclicLR,
+    torch.optim.lr_scheduler.OneCycleLR,
+    torch.optim.lr_scheduler.SequentialLR,
+    torch.optim.lr_scheduler.ChainedScheduler,
 )
-"""The schedulers whose per-group state the engine knows how to extend (FTS's tested set, subclasses included)."""
+"""The schedulers whose per-group state the engine knows how to extend (every class of ``torch.optim.lr_scheduler``,
+subclasses included; ``tests/shell/test_lr_schedulers.py`` checks each one). A scheduler outside them (a custom
+``LRScheduler`` subclass) keeps state the engine cannot know: it needs ``allow_untested``."""
 
 
 def unsupported_scheduler(scheduler: object) -> str | None:
@@ -32,8 +40,10 @@ def unsupported_scheduler(scheduler: object) -> str | None:
     >>> model = torch.nn.Linear(1, 1); opt = torch.optim.SGD(model.parameters(), lr=0.1)
     >>> unsupported_scheduler(torch.optim.lr_scheduler.StepLR(opt, 1)) is None
     True
-    >>> unsupported_scheduler(torch.optim.lr_scheduler.CyclicLR(opt, 0.01, 0.1))
-    'The LR scheduler CyclicLR is not supported by FinetuningScheduler'
+    >>> class Halving(torch.optim.lr_scheduler.LRScheduler):
+    ...     def get_lr(self): return [group["lr"] / 2 for group in self.optimizer.param_groups]
+    >>> unsupported_scheduler(Halving(opt))
+    'The LR scheduler Halving is not supported by FinetuningScheduler'
     """
     if isinstance(scheduler, SUPPORTED_LR_SCHEDULERS):
         return None

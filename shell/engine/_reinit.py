@@ -28,7 +28,10 @@ from finetuning_scheduler.core import (
     error,
     locate,
     reinit_at,
+    warning,
 )
+
+from ._lr_schedulers import SUPPORTED_LR_SCHEDULERS
 
 _LR_SCHEDULER_BASES = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
@@ -115,7 +118,7 @@ def _optimizer_problems(spec: OptimizerInit, where: Location) -> Iterator[Diagno
         yield error("reinit-init-args", f"{cls.__name__} rejects its init_args: {type(exc).__name__}: {exc}", args)
 
 
-def _scheduler_problems(spec: LRSchedulerInit, where: Location) -> Iterator[Diagnostic]:
+def _scheduler_problems(spec: LRSchedulerInit, where: Location, allow_untested: bool) -> Iterator[Diagnostic]:
     at = Location(where.phase, where.key, subpath=("lr_scheduler_init", "class_path"))
     try:
         cls = import_class(spec.lr_scheduler_init.class_path)
@@ -125,6 +128,10 @@ def _scheduler_problems(spec: LRSchedulerInit, where: Location) -> Iterator[Diag
     if not issubclass(cls, _LR_SCHEDULER_BASES):
         yield error("reinit-class", f"{spec.lr_scheduler_init.class_path} is not a torch LR scheduler", at)
         return
+    if not issubclass(cls, SUPPORTED_LR_SCHEDULERS):
+        message = f"{cls.__name__} keeps per-group state the scheduler cannot extend when later phases add groups"
+        fix = "use a torch.optim.lr_scheduler class (or a subclass), or pass allow_untested=True to try it anyway"
+        yield (warning if allow_untested else error)("reinit-untested", message, at, fix)
     try:
         cls(_throwaway_optimizer(), **_init_args(spec.lr_scheduler_init))
     except Exception as exc:
@@ -138,16 +145,18 @@ def _scheduler_problems(spec: LRSchedulerInit, where: Location) -> Iterator[Diag
         )
 
 
-def _implicit_problems(implicit: ImplicitReinit) -> Diagnostics:
+def _implicit_problems(implicit: ImplicitReinit, allow_untested: bool) -> Diagnostics:
     found: list[Diagnostic] = []
     if implicit.optimizer is not None:
         found += _optimizer_problems(implicit.optimizer, Location(None, "reinit_optim_cfg"))
     if implicit.lr_scheduler is not None:
-        found += _scheduler_problems(implicit.lr_scheduler, Location(None, "reinit_lr_cfg"))
+        found += _scheduler_problems(implicit.lr_scheduler, Location(None, "reinit_lr_cfg"), allow_untested)
     return tuple(found)
 
 
-def reinit_problems(resolved: ResolvedSchedule, implicit: ImplicitReinit = ImplicitReinit()) -> Diagnostics:
+def reinit_problems(
+    resolved: ResolvedSchedule, implicit: ImplicitReinit = ImplicitReinit(), allow_untested: bool = False
+) -> Diagnostics:
     """Every problem of the schedule's reinitialisation blocks (and the implicit ones), located in the schedule file.
 
     >>> from finetuning_scheduler.core import ParamInventory, resolve_schedule
@@ -157,13 +166,13 @@ def reinit_problems(resolved: ResolvedSchedule, implicit: ImplicitReinit = Impli
     >>> [(d.code, str(d.location)) for d in reinit_problems(resolved)]
     [('reinit-monitor', 'phase 1 › new_lr_scheduler.pl_lrs_cfg')]
     """
-    found: list[Diagnostic] = list(_implicit_problems(implicit))
+    found: list[Diagnostic] = list(_implicit_problems(implicit, allow_untested))
     for depth in range(1, len(resolved.phases)):
         phase = resolved.phases[depth]
         if phase.new_optimizer is not None and implicit.optimizer is None:
             found += _optimizer_problems(phase.new_optimizer, Location(depth, "new_optimizer"))
         if phase.new_lr_scheduler is not None and implicit.lr_scheduler is None:
-            found += _scheduler_problems(phase.new_lr_scheduler, Location(depth, "new_lr_scheduler"))
+            found += _scheduler_problems(phase.new_lr_scheduler, Location(depth, "new_lr_scheduler"), allow_untested)
     return locate(tuple(found), resolved.schedule.source)
 
 

@@ -12,7 +12,14 @@ from typing import Any, NoReturn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 
-from finetuning_scheduler.core import ImplicitReinit, RawSchedule, ResolvedSchedule, effective_max_epochs, errors_only
+from finetuning_scheduler.core import (
+    ImplicitReinit,
+    RawSchedule,
+    ResolvedSchedule,
+    effective_max_epochs,
+    errors_only,
+    warnings_only,
+)
 
 from ..engine import read_schedule, reinit_problems, schedule_file_name, value_or_raise, write_schedule
 from ._errors import ScheduleValidationError
@@ -39,9 +46,11 @@ class ScheduleSetup:
         reinitialisation blocks, and the implicit ones, imported and tried as well)."""
         self.fts.raw_schedule = self._raw_schedule()
         resolved = value_or_raise(self.adapter.validate_ft_sched(), ScheduleValidationError)
-        problems = errors_only(reinit_problems(resolved, implicit))
-        if problems:
-            raise ScheduleValidationError(problems)
+        found = reinit_problems(resolved, implicit, self.fts.allow_untested)
+        if errors_only(found):
+            raise ScheduleValidationError(errors_only(found))
+        for diagnostic in warnings_only(found):
+            rank_zero_warn(diagnostic.render())
         for diagnostic in resolved.warnings:
             rank_zero_warn(diagnostic.render())
         self._save(resolved)

@@ -21,6 +21,7 @@ class SchedulerView(Protocol):
     restore_best: bool
     epoch_transitions_only: bool
     gen_ft_sched_only: bool
+    allow_untested: bool
     raw_schedule: RawSchedule | Mapping[Any, Any]
 
     @property

@@ -337,7 +337,16 @@ def test_several_optimizers_and_unsupported_schedulers_are_rejected(tmp_path: Pa
         def configure_optimizers(self) -> Any:
             return [torch.optim.SGD(self.parameters(), lr=0.1), torch.optim.SGD(self.parameters(), lr=0.1)]
 
-    class Cyclic(BoringFTSModel):
+    class HalvingLR(torch.optim.lr_scheduler.LRScheduler):  # a custom scheduler: its per-group state is unknown
+        def get_lr(self) -> list[float]:
+            return [group["lr"] * 0.5 for group in self.optimizer.param_groups]
+
+    class Custom(BoringFTSModel):
+        def configure_optimizers(self) -> Any:
+            opt = torch.optim.SGD([p for p in self.parameters() if p.requires_grad], lr=0.1)
+            return [opt], [HalvingLR(opt)]
+
+    class Cyclic(BoringFTSModel):  # every torch scheduler follows new groups now, CyclicLR included
         def configure_optimizers(self) -> Any:
             opt = torch.optim.SGD([p for p in self.parameters() if p.requires_grad], lr=0.1)
             return [opt], [torch.optim.lr_scheduler.CyclicLR(opt, 0.01, 0.1)]
@@ -347,10 +356,13 @@ def test_several_optimizers_and_unsupported_schedulers_are_rejected(tmp_path: Pa
 
     with pytest.raises(MisconfigurationException, match="single-optimizer"):
         _fit(tmp_path, Manual(), max_epochs=1)
-    with pytest.raises(MisconfigurationException, match="CyclicLR is not supported"):
-        _fit(tmp_path, Cyclic(), max_epochs=1)
+    with pytest.raises(MisconfigurationException, match="HalvingLR is not supported"):
+        _fit(tmp_path, Custom(), max_epochs=1)
     with pytest.warns(UserWarning, match="allowing it because allow_untested"):
-        _fit(tmp_path, Cyclic(), callbacks=[FinetuningScheduler(max_depth=0, allow_untested=True)], max_epochs=1)
+        _fit(tmp_path, Custom(), callbacks=[FinetuningScheduler(max_depth=0, allow_untested=True)], max_epochs=1)
+    two_phases = {0: {"params": ["model.3.*"], "max_transition_epoch": 2}, 1: {"params": ["model.[012].*"]}}
+    trainer, _, _ = _fit(tmp_path, Cyclic(), callbacks=[FinetuningScheduler(ft_schedule=two_phases)], max_epochs=4)
+    assert _fts(trainer).curr_depth == 1 and len(trainer.lr_scheduler_configs[0].scheduler.max_lrs) == 2
 
 
 # -- what users see --------------------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""Optimizer and LR-scheduler reinitialisation on real CPU fits: FTS's expectations (fts_behavior.md §8 F), resume
+after a reinitialising phase, and bad reinitialisation blocks found at setup, before any step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from fts_support import BoringFTSModel, fit_kwargs
+
+from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping, ScheduleValidationError
+
+ADAM = {"optimizer_init": {"class_path": "torch.optim.Adam", "init_args": {"lr": 2.2e-4, "weight_decay": 1e-6}}}
+STEP = {
+    "lr_scheduler_init": {"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {"step_size": 1, "gamma": 0.5}}
+}
+
+
+class OptimizerRecorder(pl.Callback):
+    """At each epoch start (after the scheduler): the optimizer class, params per group and group lrs."""
+
+    def __init__(self) -> None:
+        self.epochs: dict[int, tuple[str, tuple[int, ...], tuple[float, ...]]] = {}
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        optimizer = trainer.optimizers[0]
+        self.epochs[trainer.current_epoch] = (
+            type(optimizer).__name__,
+            tuple(len(group["params"]) for group in optimizer.param_groups),
+            tuple(round(group["lr"], 12) for group in optimizer.param_groups),
+        )
+
+
+def _fit(
+    root: Path, *, ckpt_path: str | None = None, max_epochs: int = 1000, dirpath: Path | None = None, **fts: Any
+) -> tuple[OptimizerRecorder, dict[str, torch.Tensor]]:
+    """FTS's §8 F fixture: the 4-layer model with diverge_on_epoch=1, implicit schedule, early stopping patience 2."""
+    pl.seed_everything(42)
+    recorder = OptimizerRecorder()
+    callbacks: list[pl.Callback] = [
+        FinetuningScheduler(**fts),
+        FTSEarlyStopping(monitor="val_loss", patience=2),
+        FTSCheckpoint(monitor="val_loss", dirpath=dirpath, save_top_k=-1 if dirpath else 1, filename="{epoch}"),
+        recorder,
+    ]
+    settings = fit_kwargs(root, max_epochs=max_epochs, limit_train_batches=None, limit_val_batches=None)
+    trainer = pl.Trainer(**{**settings, "enable_checkpointing": True}, callbacks=callbacks)
+    model = BoringFTSModel(diverge_on_epoch=1)
+    trainer.fit(model, ckpt_path=ckpt_path)
+    return recorder, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_optimizer_only_reinit_continues_the_previous_lr_trajectory(tmp_path: Path) -> None:
+    recorder, _ = _fit(tmp_path, reinit_optim_cfg=ADAM)
+    epochs = recorder.epochs
+    assert [epochs[e][0] for e in range(4)] == ["SGD"] * 4 and epochs[4][0] == epochs[8][0] == "Adam"
+    assert [epochs[e][2] for e in range(4)] == [(round(0.001 * 0.7**e, 12),) for e in range(4)]
+    assert [epochs[e][1] for e in (4, 6, 8)] == [(2, 2), (2, 2, 2), (2, 2, 2, 2)]  # depth 1, 2, 3 at epochs 4, 6, 8
+    assert epochs[4][2] == (0.0002401, 1e-05)  # 1e-3 * 0.7**4: the SGD schedule goes on, not Adam's 2.2e-4
+    assert epochs[6][2] == (0.000117649, 4.9e-06, 1e-05)
+
+
+def test_optimizer_and_scheduler_reinit_restart_from_the_new_optimizer_lr(tmp_path: Path) -> None:
+    recorder, _ = _fit(tmp_path, reinit_optim_cfg=ADAM, reinit_lr_cfg=STEP)
+    epochs = recorder.epochs
+    assert epochs[4] == ("Adam", (2, 2), (0.00022, 1e-05))
+    assert epochs[5] == ("Adam", (2, 2), (0.00011, 5e-06))
+    assert epochs[6] == ("Adam", (2, 2, 2), (0.00022, 1e-05, 1e-05))
+
+
+def test_use_current_optimizer_pg_lrs_keeps_the_lrs_the_groups_have(tmp_path: Path) -> None:
+    recorder, _ = _fit(tmp_path, reinit_optim_cfg=ADAM, reinit_lr_cfg={**STEP, "use_current_optimizer_pg_lrs": True})
+    assert recorder.epochs[6][2] == (6.0025e-05, 2.5e-06, 1e-05)
+
+
+def test_a_fit_resumed_after_a_reinitialising_phase_equals_the_uninterrupted_one(tmp_path: Path) -> None:
+    cfg = {"reinit_optim_cfg": ADAM, "reinit_lr_cfg": STEP}
+    twin, twin_weights = _fit(tmp_path / "twin", dirpath=tmp_path / "ck", **cfg)
+    resumed, weights = _fit(tmp_path / "resumed", ckpt_path=str(tmp_path / "ck" / "epoch=6.ckpt"), **cfg)
+    assert resumed.epochs == {e: state for e, state in twin.epochs.items() if e > 6}
+    assert resumed.epochs[7][0] == "Adam"
+    assert all(torch.equal(weights[k], twin_weights[k]) for k in twin_weights)
+
+
+EXPLICIT = {
+    0: {"params": ["model.3.bias", "model.3.weight"]},
+    1: {"params": ["model.2.bias", "model.2.weight"]},
+    2: {"params": ["model.[01].*"]},
+}
+
+
+@pytest.mark.parametrize(
+    ("phase1", "expected"),
+    [
+        (
+            {"new_lr_scheduler": {"lr_scheduler_init": {"class_path": "torch.optim.lr_scheduler.NoSuchLR"}}},
+            r"error\[reinit-class\] phase 1 › new_lr_scheduler.lr_scheduler_init.class_path: cannot import",
+        ),
+        (
+            {"new_lr_scheduler": {"lr_scheduler_init": {"class_path": "torch.optim.lr_scheduler.ReduceLROnPlateau"}}},
+            r"error\[reinit-monitor\] phase 1 › new_lr_scheduler.pl_lrs_cfg: ReduceLROnPlateau needs",
+        ),
+        (
+            {"new_optimizer": {"optimizer_init": {"class_path": "torch.nn.Linear"}}},
+            r"error\[reinit-class\] phase 1 .*torch.nn.Linear is not a torch.optim.Optimizer",
+        ),
+        (
+            {"new_optimizer": {"optimizer_init": {"class_path": "torch.optim.Adam", "init_args": {"lr": -1}}}},
+            r"error\[reinit-init-args\] phase 1 › new_optimizer.optimizer_init.init_args: Adam rejects",
+        ),
+        (
+            {"new_lr_scheduler": {"lr_scheduler_init": {"class_path": "torch.optim.lr_scheduler.StepLR",
+                                  "init_args": {"step_size": 1}}, "init_pg_lrs": [1e-5, 2e-5, 3e-5]}},
+            r"error\[reinit-init-pg-lrs\] phase 1 › new_lr_scheduler.init_pg_lrs: init_pg_lrs has 3 lr\(s\), but 1",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_reinitialisation_blocks_are_one_located_error_before_any_step(
+    tmp_path: Path, phase1: dict[str, Any], expected: str
+) -> None:
+    schedule_file = tmp_path / "schedule.yaml"
+    import yaml
+
+    schedule_file.write_text(yaml.safe_dump({**EXPLICIT, 1: {**EXPLICIT[1], **phase1}}), encoding="utf-8")
+    steps: list[int] = []
+
+    class CountSteps(pl.Callback):
+        def on_train_batch_start(self, *args: Any) -> None:
+            steps.append(1)
+
+    fts = FinetuningScheduler(ft_schedule=str(schedule_file))
+    trainer = pl.Trainer(**fit_kwargs(tmp_path, max_epochs=2), callbacks=[fts, CountSteps()])
+    with pytest.raises(ScheduleValidationError, match=expected) as raised:
+        trainer.fit(BoringFTSModel())
+    assert str(schedule_file) in str(raised.value) and not steps
