@@ -101,7 +101,18 @@ def _throwaway_optimizer() -> torch.optim.Optimizer:
     return torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
 
 
+def _ignored_optimizer_arg(init: ClassInit, where: Location, block: str) -> Iterator[Diagnostic]:
+    if "optimizer" in init.init_args:
+        yield warning(
+            "reinit-init-args",
+            "init_args.optimizer is ignored: the optimizer is the one being trained",
+            Location(where.phase, where.key, subpath=(block, "init_args")),
+            "remove the optimizer key",
+        )
+
+
 def _optimizer_problems(spec: OptimizerInit, where: Location) -> Iterator[Diagnostic]:
+    yield from _ignored_optimizer_arg(spec.optimizer_init, where, "optimizer_init")
     at = Location(where.phase, where.key, subpath=("optimizer_init", "class_path"))
     try:
         cls = import_class(spec.optimizer_init.class_path)
@@ -119,6 +130,7 @@ def _optimizer_problems(spec: OptimizerInit, where: Location) -> Iterator[Diagno
 
 
 def _scheduler_problems(spec: LRSchedulerInit, where: Location, allow_untested: bool) -> Iterator[Diagnostic]:
+    yield from _ignored_optimizer_arg(spec.lr_scheduler_init, where, "lr_scheduler_init")
     at = Location(where.phase, where.key, subpath=("lr_scheduler_init", "class_path"))
     try:
         cls = import_class(spec.lr_scheduler_init.class_path)

@@ -19,6 +19,9 @@ parameter groups the checkpoint's optimizer had, so its state loads onto the sam
 
 Restoring the best checkpoint before each phase (``restore_best`` in the Lightning callback) is not offered: the
 driver owns no checkpoint. Phases always continue from the latest weights.
+
+A phase with ``new_optimizer`` / ``new_lr_scheduler`` builds a new optimizer / LR scheduler: from then on step
+``driver.optimizer`` and ``driver.schedulers`` (your own variables still point at the previous ones).
 """
 
 from __future__ import annotations
@@ -182,10 +185,10 @@ class ScheduleDriver:
         self, source: ScheduleSource, options: ValidationOptions, policy: GenerationPolicy
     ) -> ResolvedSchedule:
         resolved = value_or_raise(_resolve(source, inventory(self.module), options, policy), ScheduleError)
-        problems = errors_only(reinit_problems(resolved))  # new_optimizer / new_lr_scheduler classes, tried
-        if problems:
-            raise ScheduleError(problems)
-        for diagnostic in resolved.warnings:
+        found = reinit_problems(resolved)  # the classes of new_optimizer / new_lr_scheduler, imported and tried
+        if errors_only(found):
+            raise ScheduleError(errors_only(found))
+        for diagnostic in (*resolved.warnings, *found):
             warnings.warn(diagnostic.render(), ScheduleWarning, stacklevel=3)
         return resolved
 
