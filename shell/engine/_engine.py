@@ -242,6 +242,9 @@ class PhaseEngine:
             for group in plan.add[:-1]:  # their scheduler state comes back with the captured state below
                 self._thaw(group.phase)
                 self._add_phase_groups(group.phase, group.lr, ())
+                again = reinit_at(self.resolved, group.phase, self.implicit).lr_scheduler
+                if again is not None:  # as FTS, a re-added phase builds its scheduler again (its init_pg_lrs apply)
+                    self._replace_lr_scheduler(again)
             restore_lr_state(self.require_optimizer(), self.schedulers, lr_state)
             last = plan.add[-1:]
         for group in last:

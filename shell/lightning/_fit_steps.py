@@ -6,6 +6,7 @@ adapter, check for one optimizer with a supported LR scheduler, enforce phase 0 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,9 +17,16 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException  # 
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 
-from finetuning_scheduler.core import LRSchedulerInit
+from finetuning_scheduler.core import ImplicitReinit, LRSchedulerInit
 
-from ..engine import SUPPORTED_LR_SCHEDULERS, PhaseEngine, truncate_param_groups, unsupported_scheduler
+from ..engine import (
+    SUPPORTED_LR_SCHEDULERS,
+    PhaseEngine,
+    ReinitError,
+    implicit_from_cfgs,
+    truncate_param_groups,
+    unsupported_scheduler,
+)
 from ._strategy_adapter import StrategyAdapter
 
 _CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(LRSchedulerConfig)) - {"scheduler"}
@@ -111,6 +119,40 @@ def install_reinitialised(
     strategy.lr_scheduler_configs = [LRSchedulerConfig(scheduler, **settings)]
 
 
+def implicit_reinit(
+    reinit_optim_cfg: Mapping[str, Any] | None, reinit_lr_cfg: Mapping[str, Any] | None, ft_schedule: Any
+) -> ImplicitReinit:
+    """The callback's implicit reinitialisation arguments as the core's record (one clear error when malformed)."""
+    if reinit_lr_cfg and ft_schedule:
+        raise MisconfigurationException(
+            "reinit_lr_cfg (implicit mode) was given with an explicit ft_schedule: give each phase its own "
+            "new_lr_scheduler instead, or drop ft_schedule to use the generated schedule."
+        )
+    try:
+        return implicit_from_cfgs(reinit_optim_cfg, reinit_lr_cfg)
+    except ReinitError as exc:
+        raise MisconfigurationException(str(exc)) from None
+
+
+def thaw_logger(adapter: StrategyAdapter, log: logging.Logger) -> Callable[[int, tuple[str, ...]], None]:
+    """Log the parameters each thaw makes trainable (in schedule names, through the adapter) at DEBUG."""
+
+    def log_thawed(depth: int, newly: tuple[str, ...]) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            shown = adapter.logical_param_translation(list(newly))
+            log.debug("Phase %d thawed %d parameter(s): %s", depth, len(newly), ", ".join(shown))
+
+    return log_thawed
+
+
+def log_fit_metrics(trainer: Trainer, module: torch.nn.Module, depth: int) -> None:
+    """The depth and the number of trainable parameters, to every logger of the trainer."""
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    metrics = {"finetuning/depth": float(depth), "finetuning/trainable_params": float(trainable)}
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=trainer.global_step)
+
+
 def warn_unused_lambdas(engine: PhaseEngine) -> None:
     """Say that new phases' groups ignore the scheduler's ``lr_lambdas`` unless ``apply_lambdas_new_pgs``."""
     if any(getattr(scheduler, "lr_lambdas", None) for scheduler in engine.schedulers):
@@ -123,9 +165,12 @@ def warn_unused_lambdas(engine: PhaseEngine) -> None:
 __all__ = [
     "check_optimizers",
     "enforce_phase0",
+    "implicit_reinit",
     "install_reinitialised",
+    "log_fit_metrics",
     "restore_best_checkpoint",
     "route_model_loading",
+    "thaw_logger",
     "unroute_model_loading",
     "warn_unused_lambdas",
 ]

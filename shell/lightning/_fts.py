@@ -17,7 +17,6 @@ from typing import Any
 import attrs
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 from typing_extensions import override
 
@@ -28,11 +27,9 @@ from ..engine import (
     GroupPolicy,
     PhaseChange,
     PhaseEngine,
-    ReinitError,
     RestoreBest,
     ScheduleWarning,
     freeze,
-    implicit_from_cfgs,
     trainable_names,
 )
 from ._adapters import make_adapter, strategy_flag_of
@@ -42,9 +39,12 @@ from ._errors import LightningCheckpointMismatchError, ScheduleValidationError
 from ._fit_steps import (
     check_optimizers,
     enforce_phase0,
+    implicit_reinit,
     install_reinitialised,
+    log_fit_metrics,
     restore_best_checkpoint,
     route_model_loading,
+    thaw_logger,
     unroute_model_loading,
     warn_unused_lambdas,
 )
@@ -205,7 +205,7 @@ class FinetuningScheduler(Callback):
         if trainer.state.fn != TrainerFn.FITTING:
             return
         self._trainer, self._pl_module = trainer, pl_module
-        implicit = self._implicit_reinit()
+        implicit = implicit_reinit(self.reinit_optim_cfg, self.reinit_lr_cfg, self.ft_schedule)
         configure_callback_dependencies(trainer, self)
         adapter = self.strategy_adapter = self._make_adapter(trainer)
         route_model_loading(trainer.strategy, adapter)
@@ -231,11 +231,6 @@ class FinetuningScheduler(Callback):
     def _make_engine(
         self, resolved: ResolvedSchedule, adapter: StrategyAdapter, implicit: ImplicitReinit
     ) -> PhaseEngine:
-        def log_thawed(depth: int, newly: tuple[str, ...]) -> None:
-            if log.isEnabledFor(logging.DEBUG):
-                shown = adapter.logical_param_translation(list(newly))
-                log.debug("Phase %d thawed %d parameter(s): %s", depth, len(newly), ", ".join(shown))
-
         return PhaseEngine(
             self.pl_module,
             resolved,
@@ -243,7 +238,7 @@ class FinetuningScheduler(Callback):
             groups=GroupPolicy(getattr(self.pl_module, "no_decay", None), apply_lambdas=self.apply_lambdas_new_pgs),
             bn_track_running_stats=self.frozen_bn_track_running_stats,
             warn=lambda message: rank_zero_warn(message, category=ScheduleWarning),
-            on_thaw=log_thawed,
+            on_thaw=thaw_logger(adapter, log),
             implicit=implicit,
             on_replace=lambda optimizer, schedulers, spec: install_reinitialised(
                 self.trainer, optimizer, schedulers, spec
@@ -256,17 +251,6 @@ class FinetuningScheduler(Callback):
         no_decay = getattr(self.pl_module, "no_decay", None)
         if no_decay != engine.groups.no_decay:
             engine.groups = attrs.evolve(engine.groups, no_decay=no_decay)
-
-    def _implicit_reinit(self) -> ImplicitReinit:
-        if self.reinit_lr_cfg and self.ft_schedule:
-            raise MisconfigurationException(
-                "reinit_lr_cfg (implicit mode) was given with an explicit ft_schedule: give each phase its own "
-                "new_lr_scheduler instead, or drop ft_schedule to use the generated schedule."
-            )
-        try:
-            return implicit_from_cfgs(self.reinit_optim_cfg, self.reinit_lr_cfg)
-        except ReinitError as exc:
-            raise MisconfigurationException(str(exc)) from None
 
     def _make_adapter(self, trainer: Trainer) -> StrategyAdapter:
         """Check the strategy flag, then resolve, load and build its adapter (plugins are only imported if chosen)."""
@@ -362,7 +346,7 @@ class FinetuningScheduler(Callback):
         if change is not None:
             self._entered(change)
         self._sync_final_phase()
-        self._log_metrics(trainer)
+        log_fit_metrics(trainer, self.pl_module, self.curr_depth)
 
     def _restorer(self, path: str) -> RestoreBest:
         adapter = self.strategy_adapter
@@ -392,12 +376,6 @@ class FinetuningScheduler(Callback):
             f"Phase {self.curr_depth} is the last one (max_depth {self.max_depth}): training ends by {ending} "
             f"(max_epochs={self.trainer.max_epochs})."
         )
-
-    def _log_metrics(self, trainer: Trainer) -> None:
-        trainable = sum(p.numel() for p in self.pl_module.parameters() if p.requires_grad)
-        metrics = {"finetuning/depth": float(self.curr_depth), "finetuning/trainable_params": float(trainable)}
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
 
