@@ -74,7 +74,7 @@ from ._schedule_translation import (
     translate_schedule,
     view_inventory,
 )
-from ._structure import PHASE_KEYS, locate, structure_leniently, structure_schedule
+from ._structure import PHASE_KEYS, as_raw, locate, structure_leniently, structure_schedule
 from ._transition import (
     FitState,
     GroupPlan,
@@ -144,6 +144,7 @@ __all__ = [
     "TranslatedSchedule",
     "UnscheduledPolicy",
     "ValidationOptions",
+    "as_raw",
     "block_of",
     "build_name_map",
     "builtin_specs",

@@ -10,7 +10,14 @@ from ._gc import collector_paused
 from ._lr_schedulers import SUPPORTED_LR_SCHEDULERS, extend_scheduler_state, unsupported_scheduler
 from ._phase0 import Phase0Mismatch, phase0_mismatch
 from ._records import EpochTrace, PhaseChange
-from ._reinit import ReinitError, implicit_from_cfgs, import_class, reinit_problems, uses_reinit
+from ._reinit import (
+    ReinitError,
+    implicit_from_cfgs,
+    import_class,
+    raw_reinit_problems,
+    reinit_problems,
+    uses_reinit,
+)
 from .schedule_files import read_schedule, schedule_file_name, write_schedule, write_text_atomically
 from .torch_helpers import (
     add_param_groups,
@@ -49,6 +56,7 @@ __all__ = [
     "inventory",
     "optimizer_problems",
     "phase0_mismatch",
+    "raw_reinit_problems",
     "read_schedule",
     "reinit_problems",
     "schedule_file_name",

@@ -10,7 +10,7 @@ other errors and their file positions: the class imports, is an optimizer / LR s
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -24,10 +24,15 @@ from finetuning_scheduler.core import (
     Location,
     LRSchedulerInit,
     OptimizerInit,
+    Phase,
+    RawSchedule,
     ResolvedSchedule,
+    SourceMap,
+    as_raw,
     error,
     locate,
     reinit_at,
+    structure_leniently,
     warning,
 )
 
@@ -178,14 +183,34 @@ def reinit_problems(
     >>> [(d.code, str(d.location)) for d in reinit_problems(resolved)]
     [('reinit-monitor', 'phase 1 › new_lr_scheduler.pl_lrs_cfg')]
     """
+    return _problems_of(resolved.schedule.phases, resolved.schedule.source, implicit, allow_untested)
+
+
+def raw_reinit_problems(
+    raw: RawSchedule | Mapping[Any, Any], implicit: ImplicitReinit = ImplicitReinit(), allow_untested: bool = False
+) -> Diagnostics:
+    """The same checks on a schedule that did not validate, as far as it can be read: reported together with the
+    schedule's other errors, so one run shows them all.
+
+    >>> raw_reinit_problems({0: {"params": ["nowhere"]}, 1: {"params": ["b"], "new_optimizer": {
+    ...     "optimizer_init": {"class_path": "torch.optim.Adamm"}}}})[0].code
+    'reinit-class'
+    """
+    schedule, _ = structure_leniently(as_raw(raw))
+    return _problems_of(schedule.phases, schedule.source, implicit, allow_untested)
+
+
+def _problems_of(
+    phases: Sequence[Phase], source: SourceMap, implicit: ImplicitReinit, allow_untested: bool
+) -> Diagnostics:
     found: list[Diagnostic] = list(_implicit_problems(implicit, allow_untested))
-    for depth in range(1, len(resolved.phases)):
-        phase = resolved.phases[depth]
+    for depth in range(1, len(phases)):
+        phase = phases[depth]
         if phase.new_optimizer is not None and implicit.optimizer is None:
             found += _optimizer_problems(phase.new_optimizer, Location(depth, "new_optimizer"))
         if phase.new_lr_scheduler is not None and implicit.lr_scheduler is None:
             found += _scheduler_problems(phase.new_lr_scheduler, Location(depth, "new_lr_scheduler"), allow_untested)
-    return locate(tuple(found), resolved.schedule.source)
+    return locate(tuple(found), source)
 
 
 def init_pg_lrs_problems(
@@ -252,6 +277,7 @@ __all__ = [
     "implicit_from_cfgs",
     "import_class",
     "init_pg_lrs_problems",
+    "raw_reinit_problems",
     "reinit_problems",
     "set_lrs_for_new_scheduler",
     "uses_reinit",

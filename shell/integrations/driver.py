@@ -34,6 +34,7 @@ from typing import Any
 
 import attrs
 import torch
+from returns.pipeline import is_successful
 from returns.result import Result
 from torch import nn
 
@@ -65,9 +66,9 @@ from ..engine import (
     collector_paused,
     inventory,
     optimizer_problems,
+    raw_reinit_problems,
     read_schedule,
     reinit_problems,
-    value_or_raise,
     write_schedule,
 )
 from ._wrappers import unwrap_module, unwrap_optimizer
@@ -122,6 +123,16 @@ def _resolve(
         if isinstance(source, Mapping):
             return resolve_schedule(source, names, options)
         return read_schedule(source).bind(lambda raw: resolve_schedule(raw, names, options))
+
+
+def _reinit_errors(source: ScheduleSource) -> Diagnostics:
+    """The reinitialisation blocks' class problems of a schedule that did not validate, as far as it can be read."""
+    if source is None:
+        return ()
+    if isinstance(source, Schedule | Mapping):
+        return errors_only(raw_reinit_problems(schedule_to_data(source) if isinstance(source, Schedule) else source))
+    read = read_schedule(source)
+    return errors_only(raw_reinit_problems(read.unwrap())) if is_successful(read) else ()
 
 
 class ScheduleDriver:
@@ -184,7 +195,10 @@ class ScheduleDriver:
     def _validate(
         self, source: ScheduleSource, options: ValidationOptions, policy: GenerationPolicy
     ) -> ResolvedSchedule:
-        resolved = value_or_raise(_resolve(source, inventory(self.module), options, policy), ScheduleError)
+        outcome = _resolve(source, inventory(self.module), options, policy)
+        if not is_successful(outcome):  # the reinitialisation classes are reported with the other errors
+            raise ScheduleError(outcome.failure() + _reinit_errors(source))
+        resolved = outcome.unwrap()
         found = reinit_problems(resolved)  # the classes of new_optimizer / new_lr_scheduler, imported and tried
         if errors_only(found):
             raise ScheduleError(errors_only(found))

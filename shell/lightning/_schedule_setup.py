@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
+from returns.pipeline import is_successful
 
 from finetuning_scheduler.core import (
     ImplicitReinit,
@@ -21,7 +22,14 @@ from finetuning_scheduler.core import (
     warnings_only,
 )
 
-from ..engine import read_schedule, reinit_problems, schedule_file_name, value_or_raise, write_schedule
+from ..engine import (
+    raw_reinit_problems,
+    read_schedule,
+    reinit_problems,
+    schedule_file_name,
+    value_or_raise,
+    write_schedule,
+)
 from ._errors import ScheduleValidationError
 from ._strategy_adapter import StrategyAdapter
 from ._views import SchedulerView
@@ -45,7 +53,11 @@ class ScheduleSetup:
         """The resolved schedule; every problem at once as one :class:`ScheduleValidationError` (the classes of its
         reinitialisation blocks, and the implicit ones, imported and tried as well)."""
         self.fts.raw_schedule = self._raw_schedule()
-        resolved = value_or_raise(self.adapter.validate_ft_sched(), ScheduleValidationError)
+        outcome = self.adapter.validate_ft_sched()
+        if not is_successful(outcome):  # the reinitialisation classes are reported with the other errors
+            extra = raw_reinit_problems(self.fts.raw_schedule, implicit, self.fts.allow_untested)
+            raise ScheduleValidationError(outcome.failure() + errors_only(extra))
+        resolved = outcome.unwrap()
         found = reinit_problems(resolved, implicit, self.fts.allow_untested)
         if errors_only(found):
             raise ScheduleValidationError(errors_only(found))

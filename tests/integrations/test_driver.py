@@ -380,3 +380,53 @@ def test_the_guide_shows_the_plain_example_verbatim() -> None:
     guide = (ROOT / "docs" / "own-trainer.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", guide, flags=re.DOTALL)
     assert (EXAMPLES / "plain_pytorch.py").read_text(encoding="utf-8") in blocks
+
+
+# -- reinitialisation ----------------------------------------------------------------------------------------------
+
+REINIT_SCHEDULE = {
+    0: {"params": ["head.*"], "max_transition_epoch": 1},
+    1: {
+        "params": ["body.2.*"],
+        "lr": 5e-3,
+        "max_transition_epoch": 2,
+        "new_optimizer": {"optimizer_init": {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-3}}},
+        "new_lr_scheduler": {
+            "lr_scheduler_init": {"class_path": "torch.optim.lr_scheduler.ExponentialLR", "init_args": {"gamma": 0.5}}
+        },
+    },
+    2: {"params": ["body.0.*"], "lr": 2e-3},
+}
+
+
+def _reinit_loop(driver: ScheduleDriver, model: nn.Module, epochs: range) -> list[tuple[str, tuple[float, ...]]]:
+    """A plain loop that steps whatever the driver says is the optimizer and scheduler now."""
+    seen = []
+    data = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+    for epoch in epochs:
+        driver.epoch_start(epoch)
+        optimizer = driver.optimizer
+        assert optimizer is not None
+        seen.append((type(optimizer).__name__, tuple(group["lr"] for group in optimizer.param_groups)))
+        optimizer.zero_grad()
+        model(data).pow(2).mean().backward()
+        optimizer.step()
+        for scheduler in driver.schedulers:
+            scheduler.step()
+    return seen
+
+
+def test_the_driver_reinitialises_the_optimizer_and_scheduler_and_resumes_into_them() -> None:
+    driver, model, _, _ = _driver(REINIT_SCHEDULE)
+    seen = _reinit_loop(driver, model, range(4))
+    assert [name for name, _ in seen] == ["AdamW", "Adam", "Adam", "Adam"]  # the example builds AdamW
+    assert seen[1][1] == (1e-3, 5e-3) and seen[2][1] == (5e-4, 2.5e-3, 2e-3)  # the new scheduler halves both
+    saved = {"driver": driver.state_dict(), "optimizer": driver.optimizer.state_dict()}  # type: ignore[union-attr]
+    saved["scheduler"] = driver.schedulers[0].state_dict()
+    resumed, model2, _, _ = _driver(REINIT_SCHEDULE)
+    model2.load_state_dict(model.state_dict())
+    resumed.load_state_dict(saved["driver"])
+    assert type(resumed.optimizer).__name__ == "Adam" and len(resumed.optimizer.param_groups) == 3  # type: ignore[union-attr]
+    resumed.optimizer.load_state_dict(saved["optimizer"])  # type: ignore[union-attr]
+    resumed.schedulers[0].load_state_dict(saved["scheduler"])
+    assert [g["lr"] for g in resumed.optimizer.param_groups] == [g["lr"] for g in driver.optimizer.param_groups]  # type: ignore[union-attr]

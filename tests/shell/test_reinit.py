@@ -136,3 +136,26 @@ def test_bad_reinitialisation_blocks_are_one_located_error_before_any_step(
     with pytest.raises(ScheduleValidationError, match=expected) as raised:
         trainer.fit(BoringFTSModel())
     assert str(schedule_file) in str(raised.value) and not steps
+
+
+def test_reinitialisation_classes_are_reported_with_the_schedules_other_errors(tmp_path: Path) -> None:
+    import yaml
+
+    from finetuning_scheduler import ScheduleDriver, ScheduleError
+
+    bad = {
+        0: {"params": ["model.3.bias", "model.3.weight"]},
+        1: {"params": ["model.nowhere.*"], "new_optimizer": {"optimizer_init": {"class_path": "torch.optim.Adamm"}}},
+        2: {"params": ["model.[012].*"]},
+    }
+    path = tmp_path / "two_problems.yaml"
+    path.write_text(yaml.safe_dump(bad), encoding="utf-8")
+    fts = FinetuningScheduler(ft_schedule=str(path))
+    trainer = pl.Trainer(**fit_kwargs(tmp_path, max_epochs=1), callbacks=[fts])
+    with pytest.raises(ScheduleValidationError) as raised:
+        trainer.fit(BoringFTSModel())
+    codes = {d.code for d in raised.value.diagnostics}
+    assert {"no-match", "reinit-class"} <= codes
+    with pytest.raises(ScheduleError) as from_driver:
+        ScheduleDriver(BoringFTSModel(), path)
+    assert {"no-match", "reinit-class"} <= {d.code for d in from_driver.value.diagnostics}
