@@ -259,6 +259,17 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "section8": "G test_fts_reinitlr implicit",
     },
     "reinit_lr_rlrop_explicit": {"schedule": "reinit_lr_rlrop", **REINIT_FIT, "section8": "G test_fts_reinitlr_rlrop"},
+    "reinit_lr_rlrop_implicit": {
+        "schedule": None,
+        "fts": {
+            "reinit_lr_cfg": _lr_scheduler(
+                "ReduceLROnPlateau", init_args={"patience": 1, "min_lr": 1e-7}, pl_lrs_cfg={"monitor": "val_loss"}
+            )
+        },
+        "model": {"diverge_on_epoch": 1, "lr_scheduler": "rlrop"},
+        "es": REINIT_FIT["es"],
+        "section8": "G test_fts_reinitlr_rlrop implicit (an initial ReduceLROnPlateau, another at every phase)",
+    },
     "resume_from_kth_stateful_ckpt_path": {
         "schedule": None,
         "es": RESUME_ES,

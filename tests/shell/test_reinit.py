@@ -159,3 +159,37 @@ def test_reinitialisation_classes_are_reported_with_the_schedules_other_errors(t
     with pytest.raises(ScheduleError) as from_driver:
         ScheduleDriver(BoringFTSModel(), path)
     assert {"no-match", "reinit-class"} <= {d.code for d in from_driver.value.diagnostics}
+
+
+EXPLICIT_REINIT = {
+    0: {"params": ["model.3.bias", "model.3.weight"]},
+    1: {
+        "params": ["model.2.bias", "model.2.weight"],
+        "new_optimizer": {"optimizer_init": {"class_path": "torch.optim.Adam", "init_args": {"lr": 2.1e-4}}},
+        "new_lr_scheduler": STEP,
+    },
+    2: {
+        "params": ["model.1.bias", "model.1.weight"],
+        "lr": 3e-6,
+        "new_optimizer": {"optimizer_init": {"class_path": "torch.optim.SGD", "init_args": {"lr": 2e-3}}},
+    },
+    3: {"params": ["model.0.bias", "model.0.weight"]},
+}
+
+
+@pytest.fixture(scope="module")
+def explicit_twin(tmp_path_factory: pytest.TempPathFactory) -> tuple[OptimizerRecorder, dict[str, torch.Tensor], Path]:
+    root = tmp_path_factory.mktemp("explicit_twin")
+    recorder, weights = _fit(root, dirpath=root / "ck", ft_schedule=EXPLICIT_REINIT)
+    return recorder, weights, root / "ck"
+
+
+@pytest.mark.parametrize("epoch", [4, 5, 6, 7, 8])
+def test_explicit_reinitialisation_resumes_from_any_later_epoch(explicit_twin: Any, tmp_path: Path, epoch: int) -> None:
+    twin, twin_weights, ck = explicit_twin
+    assert [twin.epochs[e][0] for e in (3, 4, 6)] == ["SGD", "Adam", "SGD"]
+    if epoch + 1 not in twin.epochs:
+        pytest.skip(f"the fit stopped before epoch {epoch + 1}")
+    resumed, weights = _fit(tmp_path, ckpt_path=str(ck / f"epoch={epoch}.ckpt"), ft_schedule=EXPLICIT_REINIT)
+    assert resumed.epochs == {e: state for e, state in twin.epochs.items() if e > epoch}
+    assert all(torch.equal(weights[k], twin_weights[k]) for k in twin_weights)
