@@ -35,20 +35,27 @@ class OptimizerRecorder(pl.Callback):
 
 
 def _fit(
-    root: Path, *, ckpt_path: str | None = None, max_epochs: int = 1000, dirpath: Path | None = None, **fts: Any
+    root: Path,
+    *,
+    ckpt_path: str | None = None,
+    max_epochs: int = 1000,
+    dirpath: Path | None = None,
+    diverge_on_epoch: int = 1,
+    patience: int = 2,
+    **fts: Any,
 ) -> tuple[OptimizerRecorder, dict[str, torch.Tensor]]:
-    """FTS's §8 F fixture: the 4-layer model with diverge_on_epoch=1, implicit schedule, early stopping patience 2."""
+    """FTS's §8 F fixture (G: diverge_on_epoch=3, patience 1): the 4-layer model, early stopping, SGD + StepLR."""
     pl.seed_everything(42)
     recorder = OptimizerRecorder()
     callbacks: list[pl.Callback] = [
         FinetuningScheduler(**fts),
-        FTSEarlyStopping(monitor="val_loss", patience=2),
+        FTSEarlyStopping(monitor="val_loss", patience=patience),
         FTSCheckpoint(monitor="val_loss", dirpath=dirpath, save_top_k=-1 if dirpath else 1, filename="{epoch}"),
         recorder,
     ]
     settings = fit_kwargs(root, max_epochs=max_epochs, limit_train_batches=None, limit_val_batches=None)
     trainer = pl.Trainer(**{**settings, "enable_checkpointing": True}, callbacks=callbacks)
-    model = BoringFTSModel(diverge_on_epoch=1)
+    model = BoringFTSModel(diverge_on_epoch=diverge_on_epoch)
     trainer.fit(model, ckpt_path=ckpt_path)
     return recorder, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -193,3 +200,34 @@ def test_explicit_reinitialisation_resumes_from_any_later_epoch(explicit_twin: A
     resumed, weights = _fit(tmp_path, ckpt_path=str(ck / f"epoch={epoch}.ckpt"), ft_schedule=EXPLICIT_REINIT)
     assert resumed.epochs == {e: state for e, state in twin.epochs.items() if e > epoch}
     assert all(torch.equal(weights[k], twin_weights[k]) for k in twin_weights)
+
+
+def _lrs(recorder: OptimizerRecorder, epochs: range) -> list[tuple[float, ...]]:
+    return [recorder.epochs[e][2] for e in epochs]
+
+
+def test_scheduler_reinit_explicit_restarts_groups_at_their_initial_or_given_lrs(tmp_path: Path) -> None:
+    step = {"lr_scheduler_init": {"class_path": "torch.optim.lr_scheduler.StepLR",
+                                  "init_args": {"step_size": 1, "gamma": 0.7}}}  # fmt: skip
+    warm_restarts = {
+        "lr_scheduler_init": {"class_path": "torch.optim.lr_scheduler.CosineAnnealingWarmRestarts",
+                              "init_args": {"T_0": 1}},
+        "init_pg_lrs": [1e-6, 2e-6],
+    }  # fmt: skip
+    schedule = {
+        0: {"params": ["model.3.bias", "model.3.weight"]},
+        1: {"params": ["model.2.bias", "model.2.weight"], "new_lr_scheduler": step},
+        2: {"params": ["model.1.bias", "model.1.weight"], "lr": 3e-6, "new_lr_scheduler": warm_restarts},
+        3: {"params": ["model.0.bias", "model.0.weight"]},
+    }
+    recorder, _ = _fit(tmp_path, ft_schedule=schedule, diverge_on_epoch=3, patience=1)
+    assert _lrs(recorder, range(5)) == [(round(0.001 * 0.7**e, 12),) for e in range(5)]  # fts_behavior.md §8 G
+    assert _lrs(recorder, range(5, 8)) == [(0.001, 1e-05), (1e-06, 2e-06, 3e-06), (1e-06, 2e-06, 3e-06, 1e-05)]
+    assert {recorder.epochs[e][0] for e in recorder.epochs} == {"SGD"}
+
+
+def test_scheduler_reinit_implicit_restarts_every_phase_at_the_initial_lrs(tmp_path: Path) -> None:
+    step = {"lr_scheduler_init": {"class_path": "torch.optim.lr_scheduler.StepLR",
+                                  "init_args": {"step_size": 1, "gamma": 0.7}}}  # fmt: skip
+    recorder, _ = _fit(tmp_path, reinit_lr_cfg=step, diverge_on_epoch=3, patience=1)
+    assert _lrs(recorder, range(5, 8)) == [(0.001, 1e-05), (0.001, 1e-05, 1e-05), (0.001, 1e-05, 1e-05, 1e-05)]
