@@ -116,44 +116,51 @@ def _ignored_optimizer_arg(init: ClassInit, where: Location, block: str) -> Iter
         )
 
 
-def _optimizer_problems(spec: OptimizerInit, where: Location) -> Iterator[Diagnostic]:
-    yield from _ignored_optimizer_arg(spec.optimizer_init, where, "optimizer_init")
-    at = Location(where.phase, where.key, subpath=("optimizer_init", "class_path"))
+def _checked_class(
+    init: ClassInit, where: Location, block: str, base: type | tuple[type, ...], kind: str
+) -> tuple[type | None, Diagnostics]:
+    """The class ``init`` names, if it imports and is a ``base``; else ``None`` and the located problem."""
+    at = Location(where.phase, where.key, subpath=(block, "class_path"))
     try:
-        cls = import_class(spec.optimizer_init.class_path)
+        cls = import_class(init.class_path)
     except ReinitError as exc:
-        yield error("reinit-class", f"cannot import {spec.optimizer_init.class_path!r}: {exc}", at)
-        return
-    if not issubclass(cls, torch.optim.Optimizer):
-        yield error("reinit-class", f"{spec.optimizer_init.class_path} is not a torch.optim.Optimizer", at)
-        return
+        return None, (error("reinit-class", f"cannot import {init.class_path!r}: {exc}", at),)
+    if not issubclass(cls, base):
+        return None, (error("reinit-class", f"{init.class_path} is not {kind}", at),)
+    return cls, ()
+
+
+def _tried(cls: type, init: ClassInit, where: Location, block: str, target: object) -> Iterator[Diagnostic]:
+    """Build ``cls`` once against a throw-away ``target`` (parameters or optimizer): do its init_args work?"""
     try:
-        cls([nn.Parameter(torch.zeros(1))], **_init_args(spec.optimizer_init))
+        cls(target, **_init_args(init))
     except Exception as exc:
-        args = Location(where.phase, where.key, subpath=("optimizer_init", "init_args"))
+        args = Location(where.phase, where.key, subpath=(block, "init_args"))
         yield error("reinit-init-args", f"{cls.__name__} rejects its init_args: {type(exc).__name__}: {exc}", args)
 
 
+def _optimizer_problems(spec: OptimizerInit, where: Location) -> Iterator[Diagnostic]:
+    init = spec.optimizer_init
+    yield from _ignored_optimizer_arg(init, where, "optimizer_init")
+    cls, problems = _checked_class(init, where, "optimizer_init", torch.optim.Optimizer, "a torch.optim.Optimizer")
+    yield from problems
+    if cls is not None:
+        yield from _tried(cls, init, where, "optimizer_init", [nn.Parameter(torch.zeros(1))])
+
+
 def _scheduler_problems(spec: LRSchedulerInit, where: Location, allow_untested: bool) -> Iterator[Diagnostic]:
-    yield from _ignored_optimizer_arg(spec.lr_scheduler_init, where, "lr_scheduler_init")
+    init = spec.lr_scheduler_init
+    yield from _ignored_optimizer_arg(init, where, "lr_scheduler_init")
+    cls, problems = _checked_class(init, where, "lr_scheduler_init", _LR_SCHEDULER_BASES, "a torch LR scheduler")
+    yield from problems
+    if cls is None:
+        return
     at = Location(where.phase, where.key, subpath=("lr_scheduler_init", "class_path"))
-    try:
-        cls = import_class(spec.lr_scheduler_init.class_path)
-    except ReinitError as exc:
-        yield error("reinit-class", f"cannot import {spec.lr_scheduler_init.class_path!r}: {exc}", at)
-        return
-    if not issubclass(cls, _LR_SCHEDULER_BASES):
-        yield error("reinit-class", f"{spec.lr_scheduler_init.class_path} is not a torch LR scheduler", at)
-        return
     if not issubclass(cls, SUPPORTED_LR_SCHEDULERS):
         message = f"{cls.__name__} keeps per-group state the scheduler cannot extend when later phases add groups"
         fix = "use a torch.optim.lr_scheduler class (or a subclass), or pass allow_untested=True to try it anyway"
         yield (warning if allow_untested else error)("reinit-untested", message, at, fix)
-    try:
-        cls(_throwaway_optimizer(), **_init_args(spec.lr_scheduler_init))
-    except Exception as exc:
-        args = Location(where.phase, where.key, subpath=("lr_scheduler_init", "init_args"))
-        yield error("reinit-init-args", f"{cls.__name__} rejects its init_args: {type(exc).__name__}: {exc}", args)
+    yield from _tried(cls, init, where, "lr_scheduler_init", _throwaway_optimizer())
     if issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau) and not spec.pl_lrs_cfg.get("monitor"):
         yield error(
             "reinit-monitor",
