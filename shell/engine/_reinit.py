@@ -130,6 +130,11 @@ def _checked_class(
     return cls, ()
 
 
+def _is_zero_redundancy(cls: type) -> bool:
+    zero = getattr(getattr(torch.distributed, "optim", None), "ZeroRedundancyOptimizer", None)
+    return isinstance(zero, type) and issubclass(cls, zero)
+
+
 def _tried(cls: type, init: ClassInit, where: Location, block: str, target: object) -> Iterator[Diagnostic]:
     """Build ``cls`` once against a throw-away ``target`` (parameters or optimizer): do its init_args work?"""
     try:
@@ -144,7 +149,11 @@ def _optimizer_problems(spec: OptimizerInit, where: Location) -> Iterator[Diagno
     yield from _ignored_optimizer_arg(init, where, "optimizer_init")
     cls, problems = _checked_class(init, where, "optimizer_init", torch.optim.Optimizer, "a torch.optim.Optimizer")
     yield from problems
-    if cls is not None:
+    if cls is not None and _is_zero_redundancy(cls):
+        at = Location(where.phase, where.key, subpath=("optimizer_init", "class_path"))
+        message = f"{cls.__name__} shards its state across processes and cannot be built mid-fit here (as in FTS)"
+        yield error("reinit-class", message, at, "use a torch.optim optimizer for the new phase")
+    elif cls is not None:
         yield from _tried(cls, init, where, "optimizer_init", [nn.Parameter(torch.zeros(1))])
 
 

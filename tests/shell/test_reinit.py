@@ -115,6 +115,10 @@ EXPLICIT = {
             r"error\[reinit-class\] phase 1 .*torch.nn.Linear is not a torch.optim.Optimizer",
         ),
         (
+            {"new_optimizer": {"optimizer_init": {"class_path": "torch.distributed.optim.ZeroRedundancyOptimizer"}}},
+            r"error\[reinit-class\] phase 1 .*ZeroRedundancyOptimizer shards its state",
+        ),
+        (
             {"new_optimizer": {"optimizer_init": {"class_path": "torch.optim.Adam", "init_args": {"lr": -1}}}},
             r"error\[reinit-init-args\] phase 1 › new_optimizer.optimizer_init.init_args: Adam rejects",
         ),
