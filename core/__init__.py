@@ -93,7 +93,7 @@ from ._transition import (
     resume_plan,
     transition_plan,
 )
-from ._validate import validate
+from ._validate import pl_lrs_cfg_problems, validate
 from ._yaml import RawSchedule, dump_schedule, parse_yaml, schedule_to_data
 
 __all__ = [
@@ -164,6 +164,7 @@ __all__ = [
     "next_transition",
     "parse_adapter_ref",
     "parse_yaml",
+    "pl_lrs_cfg_problems",
     "registry",
     "registry_problems",
     "reinit_at",

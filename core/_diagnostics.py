@@ -67,9 +67,11 @@ class Location:
         'phase 2 › params[1]'
         >>> str(Location())
         'schedule'
+        >>> str(Location(None, "reinit_lr_cfg", subpath=("pl_lrs_cfg",)))  # a constructor argument, not the file
+        'reinit_lr_cfg.pl_lrs_cfg'
         """
         if self.phase is None:
-            return "schedule"
+            return "schedule" if self.key is None else self.key + "".join(f".{step}" for step in self.subpath)
         text = f"phase {self.phase}"
         if self.key is not None:
             text += f" › {self.key}"

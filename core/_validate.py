@@ -215,7 +215,22 @@ def _check_lr(p: int, phase: Phase) -> Iterator[Diagnostic]:
 
 
 def _check_lr_scheduler(p: int, spec: LRSchedulerInit) -> Iterator[Diagnostic]:
-    where = Location(p, "new_lr_scheduler", subpath=("pl_lrs_cfg",))
+    yield from pl_lrs_cfg_problems(spec, Location(p, "new_lr_scheduler", subpath=("pl_lrs_cfg",)))
+
+
+def pl_lrs_cfg_problems(spec: LRSchedulerInit, where: Location) -> Diagnostics:
+    """Problems of a scheduler block's Lightning settings: unknown keys, an interval other than epoch/step, values
+    of the wrong type (used for schedule phases and for the implicit ``reinit_lr_cfg``).
+
+    >>> from ._records import ClassInit
+    >>> spec = LRSchedulerInit(ClassInit("torch.optim.lr_scheduler.StepLR"), pl_lrs_cfg={"interval": "stepp"})
+    >>> [d.message for d in pl_lrs_cfg_problems(spec, Location())]
+    ["interval must be 'epoch' or 'step', got 'stepp'"]
+    """
+    return tuple(_pl_lrs_cfg_problems(spec, where))
+
+
+def _pl_lrs_cfg_problems(spec: LRSchedulerInit, where: Location) -> Iterator[Diagnostic]:
     unknown = sorted(set(spec.pl_lrs_cfg) - _PL_LRS_KEYS)
     if unknown:
         yield error("invalid-value", f"unknown pl_lrs_cfg key(s) {unknown}; known: {sorted(_PL_LRS_KEYS)}", where)

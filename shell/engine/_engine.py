@@ -34,12 +34,13 @@ from finetuning_scheduler.core import (
     make_converter,
     next_transition,
     reinit_at,
+    reinit_through,
     resume_plan,
     transition_plan,
 )
 
 from ._errors import CheckpointMismatchError, RebuiltGroupsMismatchError, ScheduleWarning
-from ._lr_schedulers import adopt_rebuilt_groups, capture_lr_state, forget_groups, restore_lr_state
+from ._lr_schedulers import adopt_rebuilt_groups, capture_lr_state, forget_groups, repoint, restore_lr_state
 from ._phase0 import Phase0Mismatch, phase0_mismatch
 from ._records import EpochTrace, PhaseChange
 from ._reinit import build_lr_scheduler, build_optimizer, init_pg_lrs_problems
@@ -48,6 +49,7 @@ from .torch_helpers import (
     freeze,
     group_names,
     optimizer_problems,
+    planned_group_count,
     thaw,
     track_bn_running_stats,
     trainable_names,
@@ -233,6 +235,14 @@ class PhaseEngine:
         """
         lr_state = capture_lr_state(self.require_optimizer(), self.schedulers)
         restoring = plan.restore_best and restore is not None
+        if restore is not None and restoring and plan.new_optimizer is None and self._best_used_another_optimizer():
+            self.warn(
+                f"The best checkpoint was saved in phase {self.state.best_ckpt_depth} with another optimizer than "
+                f"the one phase {self.state.depth} uses: restoring its weights only (the optimizer keeps its groups "
+                "and state)."
+            )
+            restore(None)
+            restoring, plan = False, attrs.evolve(plan, add=plan.add[-1:])  # the kept groups stay; the phase joins
         if restore is not None and restoring:
             restore(None if plan.new_optimizer is not None else self._groups_through(plan.keep_through))
         if plan.new_optimizer is not None:
@@ -263,6 +273,10 @@ class PhaseEngine:
         if plan.new_lr_scheduler is not None:
             self._replace_lr_scheduler(plan.new_lr_scheduler)
 
+    def _best_used_another_optimizer(self) -> bool:
+        at_best = reinit_through(self.resolved, self.state.best_ckpt_depth, self.implicit).optimizer
+        return at_best != reinit_through(self.resolved, self.state.depth, self.implicit).optimizer
+
     def _groups_through(self, depth: int) -> int:
         return sum(self._group_counts.get(phase, 0) for phase in range(depth + 1))
 
@@ -276,7 +290,7 @@ class PhaseEngine:
         self.optimizer, self._group_counts = optimizer, {}
         self._add_phase_groups(0, optimizer.defaults["lr"], ())
         for scheduler in self.schedulers:
-            _repoint(scheduler, optimizer)
+            repoint(scheduler, optimizer)
         if self.on_replace is not None:
             self.on_replace(optimizer, self.schedulers, None)
 
@@ -295,10 +309,7 @@ class PhaseEngine:
         return phase0 + sum(self._groups_of(phase) for phase in range(1, depth))
 
     def _groups_of(self, phase: int) -> int:
-        names, no_decay = self.module_names(phase), self.groups.no_decay
-        if callable(no_decay):
-            return int(any(not no_decay(n) for n in names)) + int(any(no_decay(n) for n in names))
-        return (2 if no_decay else 1) if names else 0
+        return planned_group_count(self.module_names(phase), self.groups.no_decay)
 
     def note_best_checkpoint(self) -> None:
         """The checkpoint being saved now is the best so far: remember its depth (for ``restore_best``)."""
@@ -395,13 +406,7 @@ class PhaseEngine:
         return restored
 
     def _check_rebuilt(self, saved_group_sizes: Sequence[int] | None) -> None:
-        optimizer = self.require_optimizer()
-        problems = optimizer_problems(optimizer, self.module, self.schedulers)
-        sizes = [len(group["params"]) for group in optimizer.param_groups]
-        if saved_group_sizes is not None and list(saved_group_sizes) != sizes:
-            problems.append(
-                f"the checkpoint's optimizer has groups of sizes {list(saved_group_sizes)}, the schedule gives {sizes}"
-            )
+        problems = optimizer_problems(self.require_optimizer(), self.module, self.schedulers, saved_group_sizes)
         if problems:
             raise RebuiltGroupsMismatchError(
                 "The checkpoint cannot be matched to the fine-tuning schedule:\n  - "
@@ -422,13 +427,6 @@ class PhaseEngine:
             tuple(tuple(names) for names in group_names(optimizer, self.module)),
             tuple(float(group["lr"]) for group in optimizer.param_groups),
         )
-
-
-def _repoint(scheduler: Any, optimizer: torch.optim.Optimizer) -> None:
-    """Make an LR scheduler (and a composite's children) drive ``optimizer`` instead of the one it was built on."""
-    scheduler.optimizer = optimizer
-    for child in getattr(scheduler, "_schedulers", None) or ():
-        _repoint(child, optimizer)
 
 
 __all__ = ["STATE_FORMAT", "GroupPolicy", "NoDecay", "PhaseEngine", "Replaced", "RestoreBest"]

@@ -138,6 +138,13 @@ def _extend_one_cycle(scheduler: Any, added: int, lr: float) -> None:
     scheduler.base_lrs[-added:] = [group["initial_lr"] for group in scheduler.optimizer.param_groups[-added:]]
 
 
+def repoint(scheduler: Any, optimizer: torch.optim.Optimizer) -> None:
+    """Make an LR scheduler (and a composite's children) drive ``optimizer`` instead of the one it was built on."""
+    scheduler.optimizer = optimizer
+    for child in getattr(scheduler, "_schedulers", None) or ():
+        repoint(child, optimizer)
+
+
 def forget_groups(schedulers: Sequence[Any]) -> None:
     """Before the optimizer's groups are rebuilt from scratch: restart each scheduler and drop its base rates (the
     rebuilt groups bring their own). ReduceLROnPlateau keeps its ``min_lrs`` until :func:`adopt_rebuilt_groups`."""
@@ -190,6 +197,7 @@ __all__ = [
     "extend_scheduler_state",
     "forget_groups",
     "per_group_state_size",
+    "repoint",
     "restore_lr_state",
     "scheduled_lr",
     "unsupported_scheduler",

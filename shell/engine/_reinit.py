@@ -31,6 +31,7 @@ from finetuning_scheduler.core import (
     as_raw,
     error,
     locate,
+    pl_lrs_cfg_problems,
     reinit_at,
     structure_leniently,
     warning,
@@ -136,9 +137,11 @@ def _is_zero_redundancy(cls: type) -> bool:
 
 
 def _tried(cls: type, init: ClassInit, where: Location, block: str, target: object) -> Iterator[Diagnostic]:
-    """Build ``cls`` once against a throw-away ``target`` (parameters or optimizer): do its init_args work?"""
+    """Build ``cls`` once against a throw-away ``target`` (parameters or a one-group optimizer): do its init_args
+    work? Per-group lists (``min_lr: [...]``, ``max_lr: [...]``) are left out: the groups do not exist yet."""
+    scalar_args = {key: value for key, value in _init_args(init).items() if not isinstance(value, list | tuple)}
     try:
-        cls(target, **_init_args(init))
+        cls(target, **scalar_args)
     except Exception as exc:
         args = Location(where.phase, where.key, subpath=(block, "init_args"))
         yield error("reinit-init-args", f"{cls.__name__} rejects its init_args: {type(exc).__name__}: {exc}", args)
@@ -157,7 +160,9 @@ def _optimizer_problems(spec: OptimizerInit, where: Location) -> Iterator[Diagno
         yield from _tried(cls, init, where, "optimizer_init", [nn.Parameter(torch.zeros(1))])
 
 
-def _scheduler_problems(spec: LRSchedulerInit, where: Location, allow_untested: bool) -> Iterator[Diagnostic]:
+def _scheduler_problems(
+    spec: LRSchedulerInit, where: Location, allow_untested: bool, uses_pl_lrs_cfg: bool = True
+) -> Iterator[Diagnostic]:
     init = spec.lr_scheduler_init
     yield from _ignored_optimizer_arg(init, where, "lr_scheduler_init")
     cls, problems = _checked_class(init, where, "lr_scheduler_init", _LR_SCHEDULER_BASES, "a torch LR scheduler")
@@ -170,7 +175,8 @@ def _scheduler_problems(spec: LRSchedulerInit, where: Location, allow_untested: 
         fix = "use a torch.optim.lr_scheduler class (or a subclass), or pass allow_untested=True to try it anyway"
         yield (warning if allow_untested else error)("reinit-untested", message, at, fix)
     yield from _tried(cls, init, where, "lr_scheduler_init", _throwaway_optimizer())
-    if issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau) and not spec.pl_lrs_cfg.get("monitor"):
+    needs_monitor = uses_pl_lrs_cfg and issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if needs_monitor and not spec.pl_lrs_cfg.get("monitor"):
         yield error(
             "reinit-monitor",
             "ReduceLROnPlateau needs the metric it watches: pl_lrs_cfg has no monitor",
@@ -178,17 +184,22 @@ def _scheduler_problems(spec: LRSchedulerInit, where: Location, allow_untested: 
         )
 
 
-def _implicit_problems(implicit: ImplicitReinit, allow_untested: bool) -> Diagnostics:
+def _implicit_problems(implicit: ImplicitReinit, allow_untested: bool, uses_pl_lrs_cfg: bool) -> Diagnostics:
     found: list[Diagnostic] = []
     if implicit.optimizer is not None:
         found += _optimizer_problems(implicit.optimizer, Location(None, "reinit_optim_cfg"))
     if implicit.lr_scheduler is not None:
-        found += _scheduler_problems(implicit.lr_scheduler, Location(None, "reinit_lr_cfg"), allow_untested)
+        where = Location(None, "reinit_lr_cfg")
+        found += _scheduler_problems(implicit.lr_scheduler, where, allow_untested, uses_pl_lrs_cfg)
+        found += pl_lrs_cfg_problems(implicit.lr_scheduler, Location(None, "reinit_lr_cfg", subpath=("pl_lrs_cfg",)))
     return tuple(found)
 
 
 def reinit_problems(
-    resolved: ResolvedSchedule, implicit: ImplicitReinit = ImplicitReinit(), allow_untested: bool = False
+    resolved: ResolvedSchedule,
+    implicit: ImplicitReinit = ImplicitReinit(),
+    allow_untested: bool = False,
+    uses_pl_lrs_cfg: bool = True,
 ) -> Diagnostics:
     """Every problem of the schedule's reinitialisation blocks (and the implicit ones), located in the schedule file.
 
@@ -199,11 +210,14 @@ def reinit_problems(
     >>> [(d.code, str(d.location)) for d in reinit_problems(resolved)]
     [('reinit-monitor', 'phase 1 › new_lr_scheduler.pl_lrs_cfg')]
     """
-    return _problems_of(resolved.schedule.phases, resolved.schedule.source, implicit, allow_untested)
+    return _problems_of(resolved.schedule.phases, resolved.schedule.source, implicit, allow_untested, uses_pl_lrs_cfg)
 
 
 def raw_reinit_problems(
-    raw: RawSchedule | Mapping[Any, Any], implicit: ImplicitReinit = ImplicitReinit(), allow_untested: bool = False
+    raw: RawSchedule | Mapping[Any, Any],
+    implicit: ImplicitReinit = ImplicitReinit(),
+    allow_untested: bool = False,
+    uses_pl_lrs_cfg: bool = True,
 ) -> Diagnostics:
     """The same checks on a schedule that did not validate, as far as it can be read: reported together with the
     schedule's other errors, so one run shows them all.
@@ -213,20 +227,22 @@ def raw_reinit_problems(
     'reinit-class'
     """
     schedule, _ = structure_leniently(as_raw(raw))
-    return _problems_of(schedule.phases, schedule.source, implicit, allow_untested)
+    return _problems_of(schedule.phases, schedule.source, implicit, allow_untested, uses_pl_lrs_cfg)
 
 
 def _problems_of(
-    phases: Sequence[Phase], source: SourceMap, implicit: ImplicitReinit, allow_untested: bool
+    phases: Sequence[Phase], source: SourceMap, implicit: ImplicitReinit, allow_untested: bool, uses_pl_lrs_cfg: bool
 ) -> Diagnostics:
-    found: list[Diagnostic] = list(_implicit_problems(implicit, allow_untested))
+    found: list[Diagnostic] = []
     for depth in range(1, len(phases)):
         phase = phases[depth]
         if phase.new_optimizer is not None and implicit.optimizer is None:
             found += _optimizer_problems(phase.new_optimizer, Location(depth, "new_optimizer"))
         if phase.new_lr_scheduler is not None and implicit.lr_scheduler is None:
-            found += _scheduler_problems(phase.new_lr_scheduler, Location(depth, "new_lr_scheduler"), allow_untested)
-    return locate(tuple(found), source)
+            where = Location(depth, "new_lr_scheduler")
+            found += _scheduler_problems(phase.new_lr_scheduler, where, allow_untested, uses_pl_lrs_cfg)
+    # The implicit configurations are constructor arguments: they have no position in the schedule file.
+    return _implicit_problems(implicit, allow_untested, uses_pl_lrs_cfg) + locate(tuple(found), source)
 
 
 def init_pg_lrs_problems(

@@ -6,7 +6,7 @@ phase and :func:`add_param_groups` for them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -168,13 +168,29 @@ def track_bn_running_stats(module: nn.Module, names: Iterable[str]) -> None:
             sub.track_running_stats = True
 
 
+def planned_group_count(names: Sequence[str], no_decay: Sequence[str] | Callable[[str], bool] | None) -> int:
+    """How many param groups a phase of ``names`` adds: two with ``no_decay`` substrings (FTS adds both, even an
+    empty one), one per non-empty side with a predicate, one without.
+
+    >>> planned_group_count(["a.weight", "a.bias"], ["bias"]), planned_group_count(["a.weight"], lambda n: "bias" in n)
+    (2, 1)
+    """
+    if callable(no_decay):
+        return int(any(not no_decay(n) for n in names)) + int(any(no_decay(n) for n in names))
+    return (2 if no_decay else 1) if names else 0
+
+
 def optimizer_problems(
-    optimizer: torch.optim.Optimizer, module: nn.Module, schedulers: Sequence[Any] = ()
+    optimizer: torch.optim.Optimizer,
+    module: nn.Module,
+    schedulers: Sequence[Any] = (),
+    saved_group_sizes: Sequence[int] | None = None,
 ) -> list[str]:
     """Consistency problems between the optimizer, its LR schedulers and the model (empty when all is well).
 
-    Every trainable parameter must be in exactly one group, no frozen parameter in any, and every scheduler must
-    hold per-group state for exactly the optimizer's groups.
+    Every trainable parameter must be in exactly one group, no frozen parameter in any, every scheduler must hold
+    per-group state for exactly the optimizer's groups, and the groups must have the ``saved_group_sizes`` (of a
+    checkpoint's optimizer) when given.
     """
     problems: list[str] = []
     seen: dict[int, int] = {}
@@ -192,6 +208,11 @@ def optimizer_problems(
         per_group = per_group_state_size(scheduler)
         if per_group != groups:
             problems.append(f"{type(scheduler).__name__} holds state for {per_group} groups, not {groups}")
+    sizes = [len(group["params"]) for group in optimizer.param_groups]
+    if saved_group_sizes is not None and list(saved_group_sizes) != sizes:
+        problems.append(
+            f"the checkpoint's optimizer has groups of sizes {list(saved_group_sizes)}, the schedule gives {sizes}"
+        )
     return problems
 
 
@@ -202,6 +223,7 @@ __all__ = [
     "group_names",
     "inventory",
     "optimizer_problems",
+    "planned_group_count",
     "thaw",
     "track_bn_running_stats",
     "trainable_names",

@@ -15,7 +15,8 @@ restoring the best checkpoint), with the training loop in your hands::
 
 To resume, build the driver, the phase-0 optimizer and the scheduler exactly as above, then call
 ``driver.load_state_dict(saved["driver"])`` *before* ``optimizer.load_state_dict(...)``: the driver rebuilds the
-parameter groups the checkpoint's optimizer had, so its state loads onto the same structure.
+parameter groups the checkpoint's optimizer had, so its state loads onto the same structure (with a schedule that
+reinitialises them, save and load ``driver.optimizer`` and ``driver.schedulers``).
 
 Restoring the best checkpoint before each phase (``restore_best`` in the Lightning callback) is not offered: the
 driver owns no checkpoint. Phases always continue from the latest weights.
@@ -130,9 +131,10 @@ def _reinit_errors(source: ScheduleSource) -> Diagnostics:
     if source is None:
         return ()
     if isinstance(source, Schedule | Mapping):
-        return errors_only(raw_reinit_problems(schedule_to_data(source) if isinstance(source, Schedule) else source))
+        raw: Mapping[Any, Any] = schedule_to_data(source) if isinstance(source, Schedule) else source
+        return errors_only(raw_reinit_problems(raw, uses_pl_lrs_cfg=False))
     read = read_schedule(source)
-    return errors_only(raw_reinit_problems(read.unwrap())) if is_successful(read) else ()
+    return errors_only(raw_reinit_problems(read.unwrap(), uses_pl_lrs_cfg=False)) if is_successful(read) else ()
 
 
 class ScheduleDriver:
@@ -156,6 +158,8 @@ class ScheduleDriver:
         weight_decay: the weight decay of later phases' decay groups (``None``: the optimizer's default).
         apply_lambdas: scale new groups' lr by the LR scheduler's current lambda (FTS's ``apply_lambdas_new_pgs``).
         frozen_bn_track_running_stats: frozen BatchNorm layers keep tracking running statistics.
+        reinit: carry out the schedule's ``new_optimizer`` / ``new_lr_scheduler`` blocks (your loop then steps
+            :attr:`optimizer` and :attr:`schedulers`); ``False`` rejects them, for trainers that own their optimizer.
 
     >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
     >>> driver = ScheduleDriver(model, {0: {"params": ["1.*"], "max_transition_epoch": 2}, 1: {"params": ["0.*"]}})
@@ -178,10 +182,13 @@ class ScheduleDriver:
         weight_decay: float | None = None,
         apply_lambdas: bool = False,
         frozen_bn_track_running_stats: bool = True,
+        reinit: bool = True,
     ) -> None:
         self.module = unwrap_module(module)
         self.epoch_transitions_only = epoch_transitions_only
-        options = ValidationOptions(base_max_lr, epoch_transitions_only, max_depth, unscheduled)
+        options = ValidationOptions(
+            base_max_lr, epoch_transitions_only, max_depth, unscheduled, reinit_supported=reinit
+        )
         self.resolved = self._validate(schedule, options, generation)
         self.engine = PhaseEngine(
             self.module,
@@ -199,7 +206,8 @@ class ScheduleDriver:
         if not is_successful(outcome):  # the reinitialisation classes are reported with the other errors
             raise ScheduleError(outcome.failure() + _reinit_errors(source))
         resolved = outcome.unwrap()
-        found = reinit_problems(resolved)  # the classes of new_optimizer / new_lr_scheduler, imported and tried
+        # The classes of new_optimizer / new_lr_scheduler, imported and tried; pl_lrs_cfg is Lightning's, not read here.
+        found = reinit_problems(resolved, uses_pl_lrs_cfg=False)
         if errors_only(found):
             raise ScheduleError(errors_only(found))
         for diagnostic in (*resolved.warnings, *found):

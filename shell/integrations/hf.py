@@ -71,6 +71,8 @@ class FinetuningCallback(TrainerCallback):
         **driver_options: Any,
     ) -> None:
         driver_options.setdefault("apply_lambdas", True)
+        # The Trainer steps the optimizer it built itself: a phase cannot hand it a new one, so such blocks are errors.
+        driver_options["reinit"] = False
         driver_options.setdefault("epoch_transitions_only", monitor is None)
         self._custom_no_decay = "no_decay" in driver_options
         self._custom_weight_decay = "weight_decay" in driver_options

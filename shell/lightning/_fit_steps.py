@@ -115,7 +115,7 @@ def install_reinitialised(
         return
     (scheduler,) = schedulers
     settings = {key: value for key, value in spec.pl_lrs_cfg.items() if key in _CONFIG_FIELDS}
-    settings["reduce_on_plateau"] = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    settings.setdefault("reduce_on_plateau", isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau))
     strategy.lr_scheduler_configs = [LRSchedulerConfig(scheduler, **settings)]
 
 

@@ -171,3 +171,16 @@ def test_a_resumed_run_is_refused(tmp_path: Path) -> None:
     callback = FinetuningCallback(hf_example.tiny_gpt2(), hf_example.SCHEDULE)
     with pytest.raises(NotImplementedError, match="resume_from_checkpoint"):
         callback.on_train_begin(_args(tmp_path), TrainerState(global_step=4), TrainerControl(), optimizer=None)
+
+
+def test_a_schedule_that_reinitialises_the_optimizer_is_refused_for_the_trainer() -> None:
+    from finetuning_scheduler import ScheduleError
+
+    model = hf_example.tiny_gpt2()
+    names = [name for name, _ in model.named_parameters()]
+    schedule = {
+        0: {"params": names[-1:]},
+        1: {"params": names[:-1], "new_optimizer": {"optimizer_init": {"class_path": "torch.optim.Adam"}}},
+    }
+    with pytest.raises(ScheduleError, match=r"unsupported-reinit"):
+        FinetuningCallback(model, schedule)

@@ -263,7 +263,7 @@ def test_lr_monitor_sits_between_the_scheduler_and_the_checkpoint(tmp_path: Path
         ([FinetuningScheduler(ft_schedule="/nonexistent/sched.yaml")], "Could not find specified fine-tuning"),
         (
             [FinetuningScheduler(reinit_lr_cfg={"lr_scheduler_init": {"class_path": "x"}})],
-            r"error\[reinit-class\] schedule: cannot import 'x'",
+            r"error\[reinit-class\] reinit_lr_cfg.lr_scheduler_init.class_path: cannot import 'x'",
         ),
         (
             [FinetuningScheduler(reinit_optim_cfg={"optimizer_init": {"class_path": "torch.optim.Nope"}})],

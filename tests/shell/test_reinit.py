@@ -235,3 +235,38 @@ def test_scheduler_reinit_implicit_restarts_every_phase_at_the_initial_lrs(tmp_p
                                   "init_args": {"step_size": 1, "gamma": 0.7}}}  # fmt: skip
     recorder, _ = _fit(tmp_path, reinit_lr_cfg=step, diverge_on_epoch=3, patience=1)
     assert _lrs(recorder, range(5, 8)) == [(0.001, 1e-05), (0.001, 1e-05, 1e-05), (0.001, 1e-05, 1e-05, 1e-05)]
+
+
+def test_restoring_a_best_checkpoint_saved_with_another_optimizer_restores_its_weights_only(tmp_path: Path) -> None:
+    adam_then_on = {
+        **EXPLICIT_REINIT,
+        2: {"params": ["model.1.bias", "model.1.weight"], "lr": 3e-6},  # keeps phase 1's Adam
+    }
+    with pytest.warns(
+        UserWarning, match="with another optimizer than the one phase 2 uses: restoring its weights only"
+    ):
+        recorder, _ = _fit(tmp_path, ft_schedule=adam_then_on)  # the best checkpoint stays in phase 0 (SGD)
+    assert [recorder.epochs[e][0] for e in (3, 4, 6, 8)] == ["SGD", "Adam", "Adam", "Adam"]
+    assert recorder.epochs[8][1] == (2, 2, 2, 2)
+
+
+def test_implicit_scheduler_settings_are_checked_at_setup(tmp_path: Path) -> None:
+    cfg = {**STEP, "pl_lrs_cfg": {"interval": "stepp", "frequency": 0}}
+    fts = FinetuningScheduler(reinit_lr_cfg=cfg)
+    trainer = pl.Trainer(**fit_kwargs(tmp_path, max_epochs=1), callbacks=[fts])
+    with pytest.raises(ScheduleValidationError, match=r"reinit_lr_cfg.pl_lrs_cfg: interval must be 'epoch' or 'step'"):
+        trainer.fit(BoringFTSModel())
+
+
+def test_per_group_scheduler_arguments_are_not_rejected_by_the_trial_build(tmp_path: Path) -> None:
+    from finetuning_scheduler import ScheduleDriver
+
+    rlrop = {
+        "lr_scheduler_init": {
+            "class_path": "torch.optim.lr_scheduler.ReduceLROnPlateau",
+            "init_args": {"min_lr": [0.0, 0.0, 0.0]},  # one per group that will exist
+        },
+    }
+    schedule = {**EXPLICIT, 2: {**EXPLICIT[2], "new_lr_scheduler": rlrop}}
+    driver = ScheduleDriver(BoringFTSModel(), schedule)  # the driver steps schedulers itself: no monitor needed
+    assert driver.resolved.phases[2].new_lr_scheduler is not None
