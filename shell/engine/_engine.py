@@ -43,7 +43,7 @@ from ._errors import CheckpointMismatchError, RebuiltGroupsMismatchError, Schedu
 from ._lr_schedulers import adopt_rebuilt_groups, capture_lr_state, forget_groups, repoint, restore_lr_state
 from ._phase0 import Phase0Mismatch, phase0_mismatch
 from ._records import EpochTrace, PhaseChange
-from ._reinit import build_lr_scheduler, build_optimizer, init_pg_lrs_problems
+from ._reinit import build_lr_scheduler, build_optimizer, import_class, init_pg_lrs_problems
 from .torch_helpers import (
     add_param_groups,
     freeze,
@@ -175,6 +175,7 @@ class PhaseEngine:
         """Take the phase-0 optimizer and its LR schedulers; later phases extend them."""
         self.optimizer, self.schedulers = optimizer, tuple(schedulers)
         self._group_counts = {0: len(optimizer.param_groups)}
+        self._attached_class: type = type(optimizer)
 
     def phase0_mismatch(self) -> Phase0Mismatch | None:
         """How the attached optimizer differs from phase 0 (``None``: it holds exactly phase 0's parameters)."""
@@ -236,10 +237,12 @@ class PhaseEngine:
         lr_state = capture_lr_state(self.require_optimizer(), self.schedulers)
         restoring = plan.restore_best and restore is not None
         if restore is not None and restoring and plan.new_optimizer is None and self._best_used_another_optimizer():
+            saved, in_use = (
+                self._optimizer_class_at(d).__name__ for d in (self.state.best_ckpt_depth, self.state.depth)
+            )
             self.warn(
-                f"The best checkpoint was saved in phase {self.state.best_ckpt_depth} with another optimizer than "
-                f"the one phase {self.state.depth} uses: restoring its weights only (the optimizer keeps its groups "
-                "and state)."
+                f"The best checkpoint was saved in phase {self.state.best_ckpt_depth} with {saved}, but {in_use} is "
+                f"in use: restoring its weights only ({in_use} keeps its groups and state)."
             )
             restore(None)
             restoring, plan = False, attrs.evolve(plan, add=plan.add[-1:])  # the kept groups stay; the phase joins
@@ -274,8 +277,13 @@ class PhaseEngine:
             self._replace_lr_scheduler(plan.new_lr_scheduler)
 
     def _best_used_another_optimizer(self) -> bool:
-        at_best = reinit_through(self.resolved, self.state.best_ckpt_depth, self.implicit).optimizer
-        return at_best != reinit_through(self.resolved, self.state.depth, self.implicit).optimizer
+        """Whether the best checkpoint's optimizer state is of another class than the optimizer in use (it cannot
+        load into it; the same class loads, as in FTS)."""
+        return self._optimizer_class_at(self.state.best_ckpt_depth) is not self._optimizer_class_at(self.state.depth)
+
+    def _optimizer_class_at(self, depth: int) -> type:
+        spec = reinit_through(self.resolved, depth, self.implicit).optimizer
+        return self._attached_class if spec is None else import_class(spec.optimizer_init.class_path)
 
     def _groups_through(self, depth: int) -> int:
         return sum(self._group_counts.get(phase, 0) for phase in range(depth + 1))

@@ -242,9 +242,7 @@ def test_restoring_a_best_checkpoint_saved_with_another_optimizer_restores_its_w
         **EXPLICIT_REINIT,
         2: {"params": ["model.1.bias", "model.1.weight"], "lr": 3e-6},  # keeps phase 1's Adam
     }
-    with pytest.warns(
-        UserWarning, match="with another optimizer than the one phase 2 uses: restoring its weights only"
-    ):
+    with pytest.warns(UserWarning, match="saved in phase 0 with SGD, but Adam is in use: restoring its weights only"):
         recorder, _ = _fit(tmp_path, ft_schedule=adam_then_on)  # the best checkpoint stays in phase 0 (SGD)
     assert [recorder.epochs[e][0] for e in (3, 4, 6, 8)] == ["SGD", "Adam", "Adam", "Adam"]
     assert recorder.epochs[8][1] == (2, 2, 2, 2)
