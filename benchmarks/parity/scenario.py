@@ -114,6 +114,9 @@ REINIT_SCHEDULES: dict[str, dict[int, dict[str, Any]]] = {
          2: {"lr": 3e-6, "new_optimizer": _optimizer("SGD", lr=2e-3, momentum=0.9, weight_decay=2e-5),
              "new_lr_scheduler": _lr_scheduler("StepLR", init_args={"step_size": 1, "gamma": 0.2})}}
     ),
+    "reinit_optim_then_kept": _four_phases(
+        {1: {"new_optimizer": _optimizer("Adam", lr=2.1e-4, weight_decay=1e-6)}}  # phases 2-3 keep Adam
+    ),
     "reinit_lr": _four_phases(
         {1: {"new_lr_scheduler": _lr_scheduler("StepLR", init_args={"step_size": 1, "gamma": 0.7})},
          2: {"lr": 3e-6, "new_lr_scheduler": _lr_scheduler(
@@ -223,6 +226,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
     "reinit_optim_explicit": {"schedule": "reinit_optim", **REINIT_FIT, "section8": "F explicit_optim"},
     "reinit_optimlr_explicit": {"schedule": "reinit_optimlr", **REINIT_FIT, "section8": "F explicit_optimlr"},
+    "reinit_optim_then_kept": {
+        "schedule": "reinit_optim_then_kept",
+        **REINIT_FIT,
+        "section8": "restore_best of a phase-0 (SGD) checkpoint while phase 1's Adam is in use",
+    },
     "reinit_optim_implicit": {
         "schedule": None,
         "fts": {"reinit_optim_cfg": IMPLICIT_ADAM},
