@@ -9,7 +9,7 @@ Its packages are its layers; each imports only the ones below it (import-linter 
 - ``engine``: the phase engine, the torch helpers and schedule files; torch and the core only, never Lightning.
 - ``testing``: Hypothesis strategies for property-testing schedules (``finetuning_scheduler.testing``).
 
-The modules ``driver``, ``hf``, ``torch_helpers`` and ``schedule_files`` directly in this package are the former
-paths of ``integrations.driver``, ``integrations.hf``, ``engine.torch_helpers`` and ``engine.schedule_files``, kept
-so existing imports work.
+The modules ``driver``, ``hf``, ``torch_helpers``, ``schedule_files``, ``demo`` and ``_naming`` directly in this
+package are the former paths of ``integrations.driver``, ``integrations.hf``, ``engine.torch_helpers``,
+``engine.schedule_files``, ``app.demo`` and ``lightning._naming``, kept so existing imports work.
 """

@@ -234,3 +234,13 @@ class NameMapAdapterMixin:
         module_keys = self.pl_module.state_dict().keys()
         rekeyed = {**checkpoint, "state_dict": state_dict_for_module(checkpoint["state_dict"], module_keys)}
         super().load_model_state_dict(rekeyed, strict=strict)  # type: ignore[misc]
+
+
+__all__ = [
+    "NameMapAdapterMixin",
+    "NameTranslationError",
+    "canonical_names",
+    "state_dict_for_module",
+    "state_dict_to_view",
+    "view_named_parameters",
+]

@@ -124,6 +124,12 @@ def test_checkpoint_callback_loads_a_partial_state(tmp_path: Path) -> None:
             "finetuning_scheduler.shell.engine.torch_helpers",
             ["freeze", "thaw", "add_param_groups", "inventory", "extend_scheduler_state"],
         ),
+        ("finetuning_scheduler.shell.demo", "finetuning_scheduler.shell.app.demo", ["main", "SCHEDULE"]),
+        (
+            "finetuning_scheduler.shell._naming",
+            "finetuning_scheduler.shell.lightning._naming",
+            ["NameTranslationError", "canonical_names", "state_dict_for_module"],
+        ),
         (
             "finetuning_scheduler.shell.schedule_files",
             "finetuning_scheduler.shell.engine.schedule_files",
