@@ -9,6 +9,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 from torch import Tensor
 from typing_extensions import override
 
@@ -94,9 +95,33 @@ class FTSEarlyStopping(_ConnectsToScheduler, EarlyStopping):
     @override
     def _run_early_stopping_check(self, trainer: Trainer) -> None:
         super()._run_early_stopping_check(trainer)
+        if trainer.world_size > 1:
+            self._warn_if_unsynchronised(trainer)
         # Every process must enter the next phase together (their optimizers must stay identical), even when the
         # monitored metric is not synchronised: the phase is complete as soon as any process says so.
         self.es_phase_complete = bool(trainer.strategy.reduce_boolean_decision(self.es_phase_complete, all=False))
+
+    def _warn_if_unsynchronised(self, trainer: Trainer) -> None:
+        """Say once when the processes see different values of the monitored metric (logged without
+        ``sync_dist=True``): each process then keeps its own early-stopping state, but a checkpoint holds rank 0's
+        only, so a resumed fit cannot decide its phases as the uninterrupted one did."""
+        current = trainer.callback_metrics.get(self.monitor)
+        if self._unsynchronised_warned or current is None:
+            return
+        value = current.detach().float().reshape(())
+        # Each reduction works in place on its tensor: reduce two copies.
+        highest = trainer.strategy.reduce(value.clone(), reduce_op="max")
+        lowest = trainer.strategy.reduce(value.clone(), reduce_op="min")
+        if float(highest - lowest) > 0:
+            self._unsynchronised_warned = True
+            rank_zero_warn(
+                f"FTSEarlyStopping monitors {self.monitor!r}, whose value differs between processes: log it with "
+                "`sync_dist=True`. Phases still end together (any process's decision counts), but each process keeps "
+                "its own early-stopping and checkpoint state, and a checkpoint holds rank 0's only, so a fit resumed "
+                "from it can take other phase decisions than the uninterrupted fit."
+            )
+
+    _unsynchronised_warned = False
 
     def reset_phase(self) -> None:
         """Start watching a new phase (called by the scheduler when it enters one)."""

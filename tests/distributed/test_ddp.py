@@ -20,6 +20,8 @@ def test_scheduled_fit_under_two_process_ddp(tmp_path: Path) -> None:
         [sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # The fixture logs val_loss per process (no sync_dist): said once, since a resume could then decide otherwise.
+    assert done.stderr.count("whose value differs between processes: log it with `sync_dist=True`") == 1
     result = json.loads(out.read_text())
     assert result["world"] == 2 and result["final_depth"] == 2 and result["groups"] == 3
     depths = list(result["depths"].values())
