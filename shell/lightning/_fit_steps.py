@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -90,6 +91,9 @@ def restore_best_checkpoint(trainer: Trainer, adapter: StrategyAdapter, path: st
     """Reload the best checkpoint's weights (through the adapter) and its optimizer state onto the first
     ``keep_groups`` param groups (the engine adds the later phases' groups again afterwards); ``None``: the weights
     only (the phase replaces the optimizer, whose saved state may be another class's)."""
+    if Path(path).is_dir():
+        _restore_distributed_checkpoint(trainer, adapter, Path(path), keep_groups)
+        return
     checkpoint = trainer.strategy.load_checkpoint(path)
     try:
         checkpoint = adapter.before_restore_model(checkpoint)
@@ -102,6 +106,24 @@ def restore_best_checkpoint(trainer: Trainer, adapter: StrategyAdapter, path: st
     truncate_param_groups(optimizer, keep_groups)
     adapter.on_before_restore_optimizers_and_lrs()
     optimizer.load_state_dict(checkpoint["optimizer_states"][0])
+
+
+def _restore_distributed_checkpoint(
+    trainer: Trainer, adapter: StrategyAdapter, path: Path, keep_groups: int | None
+) -> None:
+    """A distributed checkpoint (a folder: ModelParallelStrategy, sharded FSDP) loads into the model and optimizer
+    in place, so the optimizer must already have the checkpoint's groups: truncate first, then load."""
+    strategy = trainer.strategy
+    if keep_groups is None:  # the weights only: the optimizer about to be replaced keeps out of it
+        from lightning.fabric.strategies.model_parallel import _load_checkpoint
+
+        _load_checkpoint(
+            path=path, state={"state_dict": strategy.model}, strict=trainer.lightning_module.strict_loading
+        )
+        return
+    truncate_param_groups(trainer.optimizers[0], keep_groups)
+    adapter.on_before_restore_optimizers_and_lrs()
+    strategy.load_checkpoint(path)
 
 
 def install_reinitialised(

@@ -230,7 +230,13 @@ class NameMapAdapterMixin:
         return state_dict_to_view(state_dict, _unwrap(unwrapped_name_map(state_dict)))
 
     def load_model_state_dict(self, checkpoint: Mapping[str, Any], strict: bool = True) -> None:
-        """Load a checkpoint whose keys may come from a differently wrapped module (compiled or not, ...)."""
+        """Load a checkpoint whose keys may come from a differently wrapped module (compiled or not, ...).
+
+        A distributed checkpoint carries no ``state_dict``: the strategy loaded it into the model in place.
+        """
+        if "state_dict" not in checkpoint:
+            super().load_model_state_dict(checkpoint, strict=strict)  # type: ignore[misc]
+            return
         module_keys = self.pl_module.state_dict().keys()
         rekeyed = {**checkpoint, "state_dict": state_dict_for_module(checkpoint["state_dict"], module_keys)}
         super().load_model_state_dict(rekeyed, strict=strict)  # type: ignore[misc]
