@@ -126,6 +126,15 @@ def _restore_distributed_checkpoint(
     strategy.load_checkpoint(path)
 
 
+def reload_distributed_optimizer_state(trainer: Trainer) -> None:
+    """A strategy that restores after its setup (ModelParallelStrategy) loads a distributed checkpoint folder into
+    the optimizer in place while it still has phase 0's groups only; once the resumed fit's groups are rebuilt, load
+    the folder again so every group gets its saved state and hyperparameters (lrs)."""
+    path = trainer.ckpt_path
+    if path is not None and Path(path).is_dir():
+        trainer.strategy.load_checkpoint(path)
+
+
 def install_reinitialised(
     trainer: Trainer, optimizer: torch.optim.Optimizer, schedulers: tuple[Any, ...], spec: LRSchedulerInit | None
 ) -> None:
@@ -190,6 +199,7 @@ __all__ = [
     "implicit_reinit",
     "install_reinitialised",
     "log_fit_metrics",
+    "reload_distributed_optimizer_state",
     "restore_best_checkpoint",
     "route_model_loading",
     "thaw_logger",

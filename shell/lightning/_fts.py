@@ -42,6 +42,7 @@ from ._fit_steps import (
     implicit_reinit,
     install_reinitialised,
     log_fit_metrics,
+    reload_distributed_optimizer_state,
     restore_best_checkpoint,
     route_model_loading,
     thaw_logger,
@@ -315,6 +316,8 @@ class FinetuningScheduler(Callback):
             raise LightningCheckpointMismatchError(str(mismatch)) from None
         assert self.strategy_adapter is not None and restored is not None
         self._history_start = len(engine.history)
+        if self._fit_started:
+            reload_distributed_optimizer_state(self.trainer)
         self.strategy_adapter.on_trainable_changed()
         self._sync_final_phase()
         self._info(f"Resumed fine-tuning at phase {restored.depth}.")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
@@ -52,7 +53,11 @@ def main(out: Path, ckpt_dir: Path, resume_from: str | None) -> None:
         limit_val_batches=2,
         callbacks=[fts, FTSCheckpoint(monitor="val_loss", dirpath=ckpt_dir, save_top_k=-1, filename="{epoch}")],
     )
-    trainer.fit(ShardedModel(lr=0.05), ckpt_path=str(ckpt_dir / resume_from) if resume_from else None)
+    model = ShardedModel(lr=0.05)
+    trainer.fit(model, ckpt_path=str(ckpt_dir / resume_from) if resume_from else None)
+    # The whole (unsharded) weights, gathered on every rank, to compare a resumed fit with the uninterrupted one.
+    full = {name: param.full_tensor().detach() for name, param in model.named_parameters()}
+    torch.save(full, out.with_name(f"{out.stem}_weights_rank{trainer.global_rank}.pt"))
     if trainer.is_global_zero:
         result: dict[str, Any] = {
             "depth": fts.curr_depth,

@@ -1,5 +1,6 @@
 """FSDP2 (fully_shard) through Lightning's ModelParallelStrategy on 2 CPU processes: phases over sharded (DTensor)
-parameters, restore_best from distributed checkpoint folders, and resume from one."""
+parameters, restore_best from distributed checkpoint folders, and a resume from one that equals the uninterrupted
+fit weight for weight."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).with_name("model_parallel_fit.py")
 
@@ -31,3 +33,7 @@ def test_sharded_phases_restore_the_best_checkpoint_and_resume(tmp_path: Path) -
     resumed = _run(tmp_path, "resumed", "epoch=1.ckpt")
     assert resumed["depth"] == 2 and resumed["groups"] == [2, 2, 4]
     assert resumed["history"] == [[2, 2, True]]  # this fit's own change: phase 2 at epoch 2, after a restore
+    for rank in (0, 1):  # the gathered (unsharded) weights: the resumed fit equals the uninterrupted one
+        a = torch.load(tmp_path / f"full_weights_rank{rank}.pt", weights_only=True)
+        b = torch.load(tmp_path / f"resumed_weights_rank{rank}.pt", weights_only=True)
+        assert all(torch.equal(a[k], b[k]) for k in a), f"rank {rank}"
