@@ -74,7 +74,14 @@ from ._schedule_translation import (
     translate_schedule,
     view_inventory,
 )
-from ._structure import PHASE_KEYS, as_raw, locate, structure_leniently, structure_schedule
+from ._structure import (
+    PHASE_KEYS,
+    as_raw,
+    locate,
+    structure_implicit_reinit,
+    structure_leniently,
+    structure_schedule,
+)
 from ._transition import (
     FitState,
     GroupPlan,
@@ -178,6 +185,7 @@ __all__ = [
     "resume_plan",
     "schedule_to_data",
     "strip_wrappers",
+    "structure_implicit_reinit",
     "structure_leniently",
     "structure_schedule",
     "to_canonical",

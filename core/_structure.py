@@ -18,6 +18,7 @@ from returns.result import Failure, Result, Success
 from ._convert import describe, make_converter
 from ._diagnostics import Diagnostic, Diagnostics, Key, Location, error
 from ._records import LRSchedulerInit, OptimizerInit, Phase, Schedule, SourceMap
+from ._transition import ImplicitReinit
 from ._yaml import RawSchedule, location_of, phase_index
 
 PHASE_KEYS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Phase))
@@ -61,13 +62,14 @@ def _structure_field(conv: PyyamlConverter, index: int, key: str, value: object)
         return None, _field_errors(exc, index, key)
 
 
-def _field_errors(exc: Exception, index: int, key: str) -> Diagnostics:
+def _field_errors(exc: Exception, index: int | None, key: str) -> Diagnostics:
     messages = cattrs.transform_error(exc, path="$", format_exception=describe)
     found: list[Diagnostic] = []
     for text in messages:
         message, _, path = text.rpartition(" @ ")
         subpath = _parse_cattrs_path(path)
-        found.append(error("invalid-value", message or text, location_of((index, key, *subpath))))
+        where = location_of((index, key, *subpath)) if index is not None else Location(None, key, subpath=subpath)
+        found.append(error("invalid-value", message or text, where))
     return tuple(found)
 
 
@@ -113,6 +115,48 @@ def structure_phase(index: int, raw: object, conv: PyyamlConverter) -> tuple[Pha
         if value is not None:
             fields[key] = value
     return Phase(params, **fields), _in_key_order(problems, raw)
+
+
+def structure_implicit_reinit(
+    optim_cfg: Mapping[str, Any] | None, lr_cfg: Mapping[str, Any] | None, explicit_schedule: bool = False
+) -> Result[ImplicitReinit, Diagnostics]:
+    """FTS's implicit-mode ``reinit_optim_cfg`` / ``reinit_lr_cfg`` as records, checked as strictly as a phase's
+    ``new_optimizer`` / ``new_lr_scheduler`` blocks; problems are located at the argument (no file position).
+
+    >>> structure_implicit_reinit({"optimizer_init": {"class_path": "torch.optim.Adam"}}, None).unwrap().optimizer
+    OptimizerInit(optimizer_init=ClassInit(class_path='torch.optim.Adam', init_args=mappingproxy({})))
+    >>> [str(d.location) for d in structure_implicit_reinit({"optimizer_init": {}}, None).failure()]
+    ['reinit_optim_cfg.optimizer_init.class_path']
+    """
+    conv = make_converter()
+    optimizer, problems = _implicit_block(conv, optim_cfg, OptimizerInit, "reinit_optim_cfg")
+    lr_scheduler, lr_problems = _implicit_block(conv, lr_cfg, LRSchedulerInit, "reinit_lr_cfg")
+    problems += lr_problems + _implicit_rules(lr_scheduler, explicit_schedule)
+    return Failure(problems) if problems else Success(ImplicitReinit(optimizer, lr_scheduler))
+
+
+def _implicit_block(
+    conv: PyyamlConverter, cfg: Mapping[str, Any] | None, cls: type, argument: str
+) -> tuple[Any, Diagnostics]:
+    if not cfg:
+        return None, ()
+    try:
+        return conv.structure(cfg, cls), ()
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        return None, _field_errors(exc, None, argument)
+
+
+def _implicit_rules(lr_scheduler: LRSchedulerInit | None, explicit_schedule: bool) -> Diagnostics:
+    if lr_scheduler is None:
+        return ()
+    if explicit_schedule:
+        hint = "give each phase its own new_lr_scheduler, or drop ft_schedule to use the generated schedule"
+        return (error("invalid-value", "reinit_lr_cfg is for implicit mode, not with an explicit ft_schedule",
+                      Location(None, "reinit_lr_cfg"), hint),)  # fmt: skip
+    if lr_scheduler.init_pg_lrs is not None:
+        where = Location(None, "reinit_lr_cfg", subpath=("init_pg_lrs",))
+        return (error("invalid-value", "init_pg_lrs cannot be given: reinit_lr_cfg applies to every phase", where),)
+    return ()
 
 
 def _in_key_order(problems: list[Diagnostic], raw: Mapping[Any, Any]) -> Diagnostics:

@@ -12,11 +12,9 @@ from ._phase0 import Phase0Mismatch, phase0_mismatch
 from ._records import EpochTrace, PhaseChange
 from ._reinit import (
     ReinitError,
-    implicit_from_cfgs,
     import_class,
     raw_reinit_problems,
     reinit_problems,
-    uses_reinit,
 )
 from .schedule_files import read_schedule, schedule_file_name, write_schedule, write_text_atomically
 from .torch_helpers import (
@@ -51,7 +49,6 @@ __all__ = [
     "extend_scheduler_state",
     "freeze",
     "group_names",
-    "implicit_from_cfgs",
     "import_class",
     "inventory",
     "optimizer_problems",
@@ -65,7 +62,6 @@ __all__ = [
     "trainable_names",
     "truncate_param_groups",
     "unsupported_scheduler",
-    "uses_reinit",
     "value_or_raise",
     "write_schedule",
     "write_text_atomically",

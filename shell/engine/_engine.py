@@ -139,6 +139,7 @@ class PhaseEngine:
         self.schedulers: tuple[Any, ...] = ()
         self._pending: FitState | None = None
         self._group_counts: dict[int, int] = {}
+        self._attached_class: type = torch.optim.Optimizer  # the class configure_optimizers built (see attach)
         self._converter = make_converter()
 
     # -- state ---------------------------------------------------------------------------------------------------
@@ -175,7 +176,7 @@ class PhaseEngine:
         """Take the phase-0 optimizer and its LR schedulers; later phases extend them."""
         self.optimizer, self.schedulers = optimizer, tuple(schedulers)
         self._group_counts = {0: len(optimizer.param_groups)}
-        self._attached_class: type = type(optimizer)
+        self._attached_class = type(optimizer)
 
     def phase0_mismatch(self) -> Phase0Mismatch | None:
         """How the attached optimizer differs from phase 0 (``None``: it holds exactly phase 0's parameters)."""

@@ -266,51 +266,13 @@ def init_pg_lrs_problems(
     return locate(tuple(found), resolved.schedule.source)
 
 
-def uses_reinit(resolved: ResolvedSchedule, implicit: ImplicitReinit = ImplicitReinit()) -> bool:
-    """Whether any phase the fit can enter reinitialises the optimizer or LR scheduler."""
-    return any(
-        reinit_at(resolved, depth, implicit) != reinit_at(resolved, 0) for depth in range(1, resolved.max_depth + 1)
-    )
-
-
-def implicit_from_cfgs(optim_cfg: Mapping[str, Any] | None, lr_cfg: Mapping[str, Any] | None) -> ImplicitReinit:
-    """``reinit_optim_cfg`` / ``reinit_lr_cfg`` (FTS's constructor arguments) as the core's record.
-
-    >>> implicit_from_cfgs({"optimizer_init": {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-3}}}, None)
-    ImplicitReinit(optimizer=OptimizerInit(optimizer_init=ClassInit(class_path='torch.optim.Adam', ...)), ...)
-    """
-    optimizer = lr_scheduler = None
-    if optim_cfg:
-        optimizer = OptimizerInit(_class_init(optim_cfg, "optimizer_init", "reinit_optim_cfg"))
-    if lr_cfg:
-        lr_scheduler = LRSchedulerInit(
-            _class_init(lr_cfg, "lr_scheduler_init", "reinit_lr_cfg"),
-            pl_lrs_cfg=dict(lr_cfg.get("pl_lrs_cfg") or {}),
-            use_current_optimizer_pg_lrs=lr_cfg.get("use_current_optimizer_pg_lrs"),
-        )
-        if lr_cfg.get("init_pg_lrs") is not None:
-            raise ReinitError("reinit_lr_cfg cannot give init_pg_lrs (it applies to every phase); remove it")
-    return ImplicitReinit(optimizer, lr_scheduler)
-
-
-def _class_init(cfg: Mapping[str, Any], key: str, argument: str) -> ClassInit:
-    block = cfg.get(key)
-    if not isinstance(block, Mapping) or not isinstance(block.get("class_path"), str):
-        raise ReinitError(
-            f"{argument} needs {{{key}: {{class_path: package.module.Class, init_args: {{...}}}}}}, got {dict(cfg)!r}"
-        )
-    return ClassInit(block["class_path"], dict(block.get("init_args") or {}))
-
-
 __all__ = [
     "ReinitError",
     "build_lr_scheduler",
     "build_optimizer",
-    "implicit_from_cfgs",
     "import_class",
     "init_pg_lrs_problems",
     "raw_reinit_problems",
     "reinit_problems",
     "set_lrs_for_new_scheduler",
-    "uses_reinit",
 ]

@@ -18,16 +18,16 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException  # 
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 
-from finetuning_scheduler.core import ImplicitReinit, LRSchedulerInit
+from finetuning_scheduler.core import ImplicitReinit, LRSchedulerInit, structure_implicit_reinit
 
 from ..engine import (
     SUPPORTED_LR_SCHEDULERS,
     PhaseEngine,
-    ReinitError,
-    implicit_from_cfgs,
     truncate_param_groups,
     unsupported_scheduler,
+    value_or_raise,
 )
+from ._errors import ScheduleValidationError
 from ._strategy_adapter import StrategyAdapter
 
 _CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(LRSchedulerConfig)) - {"scheduler"}
@@ -153,16 +153,9 @@ def install_reinitialised(
 def implicit_reinit(
     reinit_optim_cfg: Mapping[str, Any] | None, reinit_lr_cfg: Mapping[str, Any] | None, ft_schedule: Any
 ) -> ImplicitReinit:
-    """The callback's implicit reinitialisation arguments as the core's record (one clear error when malformed)."""
-    if reinit_lr_cfg and ft_schedule:
-        raise MisconfigurationException(
-            "reinit_lr_cfg (implicit mode) was given with an explicit ft_schedule: give each phase its own "
-            "new_lr_scheduler instead, or drop ft_schedule to use the generated schedule."
-        )
-    try:
-        return implicit_from_cfgs(reinit_optim_cfg, reinit_lr_cfg)
-    except ReinitError as exc:
-        raise MisconfigurationException(str(exc)) from None
+    """The callback's implicit reinitialisation arguments as the core's record (every problem in one error)."""
+    outcome = structure_implicit_reinit(reinit_optim_cfg, reinit_lr_cfg, explicit_schedule=bool(ft_schedule))
+    return value_or_raise(outcome, ScheduleValidationError)
 
 
 def thaw_logger(adapter: StrategyAdapter, log: logging.Logger) -> Callable[[int, tuple[str, ...]], None]:

@@ -269,7 +269,14 @@ def test_lr_monitor_sits_between_the_scheduler_and_the_checkpoint(tmp_path: Path
             [FinetuningScheduler(reinit_optim_cfg={"optimizer_init": {"class_path": "torch.optim.Nope"}})],
             "module 'torch.optim' has no class 'Nope'",
         ),
-        ([FinetuningScheduler(reinit_optim_cfg={"optimizer_init": "torch.optim.SGD"})], "reinit_optim_cfg needs"),
+        (
+            [FinetuningScheduler(reinit_optim_cfg={"optimizer_init": "torch.optim.SGD"})],
+            r"error\[invalid-value\] reinit_optim_cfg.optimizer_init: expected a mapping",
+        ),
+        (
+            [FinetuningScheduler(ft_schedule=EXPLICIT, reinit_lr_cfg={"lr_scheduler_init": {"class_path": "x.Y"}})],
+            r"reinit_lr_cfg: reinit_lr_cfg is for implicit mode, not with an explicit ft_schedule",
+        ),
         (
             [
                 FinetuningScheduler(
