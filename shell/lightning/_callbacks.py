@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
@@ -31,6 +32,61 @@ def find_scheduler(trainer: Trainer, requester: type) -> SchedulerView:
             "is not supported. Please provide a maximum of one."
         )
     return found[0]  # type: ignore[return-value]
+
+
+PER_PROCESS_KEY = "per_process_states"
+"""The checkpoint key under which a phase-aware callback keeps every process's state (a list, by rank)."""
+
+
+def _distributed_world() -> tuple[int, int]:
+    """This process's rank and the world size (``(0, 1)`` without a process group)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return 0, 1
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def _on_cpu(value: Any) -> Any:
+    """A state with its tensors moved to the CPU (so any rank, or a CPU-only resume, can load it)."""
+    if isinstance(value, Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_on_cpu(item) for item in value)
+    return value
+
+
+def with_every_process(own: dict[str, Any]) -> dict[str, Any]:
+    """This process's callback state, plus the list of every process's under :data:`PER_PROCESS_KEY`.
+
+    A metric logged without ``sync_dist=True`` differs between processes, so does each process's early-stopping
+    and top-k state. Lightning writes rank 0's checkpoint only, and a resumed process would otherwise start from
+    rank 0's state and take other decisions than it did. Every process calls ``state_dict`` when a checkpoint is
+    saved, so gathering here is safe. Without a process group the state is returned unchanged:
+
+    >>> with_every_process({"wait_count": 1})
+    {'wait_count': 1}
+    """
+    _, world = _distributed_world()
+    if world == 1:
+        return own
+    gathered: list[Any] = [None] * world
+    torch.distributed.all_gather_object(gathered, _on_cpu(own))
+    return {**own, PER_PROCESS_KEY: gathered}
+
+
+def own_process_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The state this process saved, when the checkpoint has one per process and the world size is unchanged;
+    otherwise the checkpoint's top-level state (rank 0's).
+
+    >>> own_process_state({"wait_count": 0, PER_PROCESS_KEY: [{"wait_count": 0}, {"wait_count": 2}]})
+    {'wait_count': 0}
+    """
+    rank, world = _distributed_world()
+    per_process = state.get(PER_PROCESS_KEY)
+    if isinstance(per_process, list) and len(per_process) == world and isinstance(per_process[rank], dict):
+        return dict(per_process[rank])
+    return {key: value for key, value in state.items() if key != PER_PROCESS_KEY}
 
 
 class _ConnectsToScheduler(Callback):
@@ -103,8 +159,7 @@ class FTSEarlyStopping(_ConnectsToScheduler, EarlyStopping):
 
     def _warn_if_unsynchronised(self, trainer: Trainer) -> None:
         """Say once when the processes see different values of the monitored metric (logged without
-        ``sync_dist=True``): each process then keeps its own early-stopping state, but a checkpoint holds rank 0's
-        only, so a resumed fit cannot decide its phases as the uninterrupted one did."""
+        ``sync_dist=True``): each process then judges convergence on its own shard of the validation data."""
         current = trainer.callback_metrics.get(self.monitor)
         if self._unsynchronised_warned or current is None:
             return
@@ -116,9 +171,9 @@ class FTSEarlyStopping(_ConnectsToScheduler, EarlyStopping):
             self._unsynchronised_warned = True
             rank_zero_warn(
                 f"FTSEarlyStopping monitors {self.monitor!r}, whose value differs between processes: log it with "
-                "`sync_dist=True`. Phases still end together (any process's decision counts), but each process keeps "
-                "its own early-stopping and checkpoint state, and a checkpoint holds rank 0's only, so a fit resumed "
-                "from it can take other phase decisions than the uninterrupted fit."
+                "`sync_dist=True`. Phases still end together (a phase ends as soon as any process sees it converge), "
+                "and checkpoints keep every process's early-stopping and top-k state, but each process judges "
+                "convergence and the best checkpoint on its own shard of the validation data."
             )
 
     _unsynchronised_warned = False
@@ -135,11 +190,12 @@ class FTSEarlyStopping(_ConnectsToScheduler, EarlyStopping):
         ``final_phase`` is not saved: it follows from the depth and the (possibly different) ``max_depth`` of the
         resumed fit, and the scheduler sets it.
         """
-        return {**super().state_dict(), "es_phase_complete": self.es_phase_complete}
+        return with_every_process({**super().state_dict(), "es_phase_complete": self.es_phase_complete})
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore Lightning's state and the phase signal."""
+        """Restore Lightning's state and the phase signal (this process's own, where the checkpoint has it)."""
+        state_dict = own_process_state(state_dict)
         super().load_state_dict(state_dict)
         self.es_phase_complete = bool(state_dict.get("es_phase_complete", False))
 
@@ -195,7 +251,8 @@ class FTSCheckpoint(_ConnectsToScheduler, ModelCheckpoint):
             if self.saving_new_best:
                 self.best_ckpt_depth = fts.curr_depth
         state = super().state_dict()
-        return {**state, "current_ckpt_depth": self.current_ckpt_depth, "best_ckpt_depth": self.best_ckpt_depth}
+        depths = {"current_ckpt_depth": self.current_ckpt_depth, "best_ckpt_depth": self.best_ckpt_depth}
+        return with_every_process({**state, **depths})
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -208,6 +265,7 @@ class FTSCheckpoint(_ConnectsToScheduler, ModelCheckpoint):
         Like Lightning's own loading, a partial state keeps the current value of whatever it lacks (a state saved
         before a key existed, or written by hand) instead of failing on the missing key.
         """
+        state_dict = own_process_state(state_dict)
         moved = state_dict.get("dirpath", self.dirpath) != self.dirpath
         complete = {"best_model_score": self.best_model_score, "best_model_path": self.best_model_path, **state_dict}
         with warnings.catch_warnings():

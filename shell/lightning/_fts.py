@@ -12,6 +12,7 @@ import copy
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -51,6 +52,7 @@ from ._fit_steps import (
 )
 from ._schedule_setup import ScheduleSetup
 from ._strategy_adapter import StrategyAdapter
+from ._trace import TraceWriter, trace_file_name
 from ._views import trainer_callbacks
 
 log = logging.getLogger("lightning.pytorch.callbacks.finetuning_scheduler")
@@ -133,6 +135,7 @@ class FinetuningScheduler(Callback):
         self._fit_started = False
         self._trainer: Trainer | None = None
         self._pl_module: LightningModule | None = None
+        self._trace: TraceWriter | None = None
 
     # -- public state --------------------------------------------------------------------------------------------
 
@@ -224,6 +227,7 @@ class FinetuningScheduler(Callback):
         self.engine = self._make_engine(self.resolved, adapter, implicit)
         self.restored_best_count, self._checkpoint_groups, self._fit_started = 0, None, False
         self._saved_state, self._history_start = None, 0
+        self._trace = TraceWriter(Path(self.log_dir) / trace_file_name(pl_module), trainer.is_global_zero)
         self.engine.start()
         self._sync_final_phase()
         adapter.on_after_init_fts()
@@ -350,6 +354,16 @@ class FinetuningScheduler(Callback):
             self._entered(change)
         self._sync_final_phase()
         log_fit_metrics(trainer, self.pl_module, self.curr_depth)
+        if self._trace is not None and self._trace.enabled:
+            reason = change.reason if change is not None else None
+            self._trace.epoch_started(self.engine.trace(trainer.current_epoch, reason), pl_module)
+
+    @override
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Write the epoch's trace entry (rank zero), with the monitored metric validation just logged."""
+        if self._trace is not None:
+            watcher = self.early_stopping or self.checkpoint
+            self._trace.epoch_ended(watcher.monitor if watcher else None, dict(trainer.callback_metrics))
 
     def _restorer(self, path: str) -> RestoreBest:
         adapter = self.strategy_adapter

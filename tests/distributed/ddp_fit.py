@@ -1,57 +1,123 @@
-"""A scheduled fit under DDP (gloo, 2 CPU processes); rank 0 writes what it saw to the JSON path in argv[1]."""
+"""A scheduled fit under DDP (gloo, 2 CPU processes); every process reports what it saw.
+
+Usage: ``ddp_fit.py OUT_DIR NAME [--strategy FLAG] [--resume CKPT] [--sync] [--lonely-rank RANK]``.
+
+Each process writes ``NAME_rank{r}.json`` (depth per epoch, transitions, optimizer groups) and
+``NAME_rank{r}.pt`` (its weights) from inside the fit, so ``ddp_spawn``'s workers report too. Checkpoints of every
+epoch go to ``OUT_DIR/ck``. ``--sync`` logs ``val_loss`` with ``sync_dist=True``; without it each process logs its
+own value. ``--lonely-rank R`` makes only process R's validation loss stop improving after epoch 1, so only it sees
+the phase converge.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
-from fts_support import BoringFTSModel, Recorder
+from fts_support import BoringFTSModel
 
 from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping
 
-SCHEDULE = {0: {"params": ["model.3.*"]}, 1: {"params": ["model.2.*"], "lr": 1e-4}, 2: {"params": ["model.[01].*"]}}
+SCHEDULE = {
+    0: {"params": ["model.3.*"], "max_transition_epoch": 2},
+    1: {"params": ["model.2.*"], "lr": 1e-3, "max_transition_epoch": 4},
+    2: {"params": ["model.[01].*"]},
+}
+LONELY_SCHEDULE = {  # phase 0 would last to epoch 4: only early stopping on the lonely process can end it sooner
+    0: {"params": ["model.3.*"], "max_transition_epoch": 4},
+    1: {"params": ["model.2.*"], "lr": 1e-3, "max_transition_epoch": 6},
+    2: {"params": ["model.[01].*"]},
+}
 
 
-def main(out: Path) -> None:
+class DDPModel(BoringFTSModel):
+    """BoringFTSModel whose validation loss can be synchronised, or made to diverge on one process only."""
+
+    def __init__(self, sync: bool, lonely_rank: int | None) -> None:
+        super().__init__(diverge_on_epoch=5, lr=0.05)
+        self.sync = sync
+        self.lonely_rank = lonely_rank
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        diverged = self.current_epoch >= self.diverge_on_epoch
+        if self.lonely_rank is not None:
+            diverged = self.global_rank == self.lonely_rank and self.current_epoch >= 1
+        target = (torch.zeros if diverged else torch.ones)(batch.shape[0], 2)
+        loss = nn.functional.mse_loss(self(batch), target)
+        if self.lonely_rank is not None and diverged:
+            loss = loss + self.current_epoch  # keeps rising: only this process sees the phase stop improving
+        self.log("val_loss", loss, sync_dist=self.sync)
+
+
+class RankReport(pl.Callback):
+    """Records each epoch's depth and writes this process's report when the fit ends."""
+
+    def __init__(self, out: Path, name: str) -> None:
+        self.out, self.name = out, name
+        self.depths: dict[int, int] = {}
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.depths[trainer.current_epoch] = _scheduler(trainer).curr_depth
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        fts = _scheduler(trainer)
+        report: dict[str, Any] = {
+            "world": trainer.world_size,
+            "depths": self.depths,
+            "final_depth": fts.curr_depth,
+            "history": [(change.epoch, change.depth, change.reason.name) for change in fts.transition_history],
+            "groups": [len(group["params"]) for group in trainer.optimizers[0].param_groups],
+        }
+        rank = trainer.global_rank
+        (self.out / f"{self.name}_rank{rank}.json").write_text(json.dumps(report))
+        weights = {name: param.detach().clone() for name, param in pl_module.state_dict().items()}
+        torch.save(weights, self.out / f"{self.name}_rank{rank}.pt")
+
+
+def _scheduler(trainer: pl.Trainer) -> FinetuningScheduler:
+    return next(cb for cb in trainer.callbacks if isinstance(cb, FinetuningScheduler))  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--strategy", default="ddp")
+    parser.add_argument("--resume")
+    parser.add_argument("--sync", action="store_true")
+    parser.add_argument("--lonely-rank", type=int)
+    args = parser.parse_args()
     pl.seed_everything(3)
-    recorder = Recorder()
-    fts = FinetuningScheduler(ft_schedule=SCHEDULE)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=2,
-        strategy="ddp",
-        max_epochs=10,
+        strategy=args.strategy,
+        max_epochs=7,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        default_root_dir=str(out.parent),
+        default_root_dir=str(args.out),
         limit_train_batches=4,
-        limit_val_batches=2,
-        callbacks=[fts, FTSEarlyStopping(monitor="val_loss", patience=1), FTSCheckpoint(monitor="val_loss"), recorder],
+        limit_val_batches=4,
+        callbacks=[
+            FinetuningScheduler(ft_schedule=SCHEDULE if args.lonely_rank is None else LONELY_SCHEDULE),
+            FTSEarlyStopping(monitor="val_loss", patience=2),
+            FTSCheckpoint(monitor="val_loss", dirpath=args.out / "ck", save_top_k=-1, filename="{epoch}"),
+            RankReport(args.out, args.name),
+        ],
     )
-    model = BoringFTSModel(diverge_on_epoch=2, lr=0.05)
-    trainer.fit(model)
-    # Each process keeps its own copy of the weights: DDP must have kept them identical through every phase.
-    torch.save(model.state_dict(), out.with_name(f"weights_rank{trainer.global_rank}.pt"))
-    if trainer.is_global_zero:
-        depths = {epoch: state["depth"] for epoch, state in recorder.epochs.items()}
-        out.write_text(
-            json.dumps(
-                {
-                    "depths": depths,
-                    "final_depth": fts.curr_depth,
-                    "world": trainer.world_size,
-                    "groups": len(trainer.optimizers[0].param_groups),
-                }
-            )
-        )
+    model = DDPModel(sync=args.sync, lonely_rank=args.lonely_rank)
+    trainer.fit(model, ckpt_path=str(args.out / "ck" / args.resume) if args.resume else None)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main()

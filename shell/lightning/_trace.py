@@ -1,0 +1,117 @@
+"""The run's per-epoch trace: one JSON file beside the schedule in ``log_dir``, written by rank zero atomically.
+
+Each entry says what an epoch trained (depth, why a phase began, how many parameters were trainable and their
+share of the model, each group's lr) and what the monitored metric was at its end, so a run can be read, plotted
+or compared after the fact, whichever strategy ran it (with ``ddp_spawn`` the launching process's callback never
+sees the workers' state; the file does).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..engine import EpochTrace, write_text_atomically
+
+TRACE_FORMAT = 1
+"""The layout version of the trace file (its ``format`` key)."""
+
+
+def trace_file_name(module: object) -> str:
+    """The trace's file name, beside ``{Module}_ft_schedule.yaml``.
+
+    >>> class Classifier: ...
+    >>> trace_file_name(Classifier())
+    'Classifier_ft_trace.json'
+    """
+    return f"{type(module).__name__}_ft_trace.json"
+
+
+def trainable_share(module: nn.Module) -> tuple[int, float]:
+    """How many parameter tensors require gradients, and their share of all parameter elements.
+
+    >>> layers = nn.Sequential(nn.Linear(3, 1), nn.Linear(1, 1))
+    >>> _ = layers[0].requires_grad_(False)
+    >>> trainable_share(layers)
+    (2, 0.333...)
+    """
+    trainable = total = 0
+    count = 0
+    for param in module.parameters():
+        total += param.numel()
+        if param.requires_grad:
+            trainable += param.numel()
+            count += 1
+    return count, (trainable / total if total else 0.0)
+
+
+def _plain_number(value: object) -> float | None:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
+
+
+class TraceWriter:
+    """Collects the entries of one fit and rewrites the trace file after every epoch (small, so a crash loses at
+    most the epoch in flight, and a reader never sees half a file).
+
+    Args:
+        path: the trace file.
+        enabled: whether this process writes (rank zero only).
+    """
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path = path
+        self.enabled = enabled
+        self.entries: list[dict[str, Any]] = []
+        self._open: dict[str, Any] | None = None
+        self._begun = False
+
+    def _begin(self, first_epoch: int) -> None:
+        """Begin a fit at ``first_epoch``: a resumed fit keeps the earlier epochs of the file it continues."""
+        self._begun = True
+        self.entries = []
+        if first_epoch == 0 or not self.path.is_file():
+            return
+        try:
+            earlier = json.loads(self.path.read_text(encoding="utf-8")).get("epochs", [])
+        except (OSError, ValueError, AttributeError):
+            return  # an unreadable trace is not worth failing a fit over: it is rewritten from here
+        self.entries = [entry for entry in earlier if isinstance(entry, dict) and entry.get("epoch", 0) < first_epoch]
+
+    def epoch_started(self, snapshot: EpochTrace, module: nn.Module) -> None:
+        """Note what this epoch trains (after any phase change at its start)."""
+        if not self.enabled:
+            return
+        if not self._begun:
+            self._begin(snapshot.epoch)
+        count, share = trainable_share(module)
+        self._open = {
+            "epoch": snapshot.epoch,
+            "depth": snapshot.depth,
+            "reason": None if snapshot.reason is None else snapshot.reason.value,
+            "trainable_tensors": count,
+            "trainable_share": share,
+            "lrs": list(snapshot.lrs),
+        }
+
+    def epoch_ended(self, monitor: str | None, metrics: dict[str, Any]) -> None:
+        """Close the epoch's entry with the monitored metric and rewrite the file."""
+        if not self.enabled or self._open is None:
+            return
+        entry = {**self._open, "monitor": monitor, "value": _plain_number(metrics.get(monitor)) if monitor else None}
+        self._open = None
+        self.entries = [e for e in self.entries if e.get("epoch") != entry["epoch"]] + [entry]
+        document = {"format": TRACE_FORMAT, "epochs": self.entries}
+        write_text_atomically(self.path, json.dumps(document, indent=1) + "\n")
+
+
+__all__ = ["TRACE_FORMAT", "TraceWriter", "trace_file_name", "trainable_share"]
