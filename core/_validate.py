@@ -73,12 +73,18 @@ def _match_regex(entry: str, where: Location, index: NameIndex) -> _Matched:
 
 
 def match_entry(entry: str, where: Location, index: NameIndex, aliases: Mapping[str, str]) -> _Matched:
-    """Resolve one ``params`` entry: an exact name, a shared-parameter alias (pruned), or a regex."""
+    """Resolve one ``params`` entry: an exact name, another name of a shared (tied) parameter, or a regex.
+
+    A tied alias (``lm_head.weight`` of a head tied to ``wte.weight``) stands for the registered name: the phase
+    thaws the shared tensor. FTS drops the alias instead, which leaves the tensor frozen for the whole fit when no
+    phase names it by its registered name.
+    """
     if entry in index.members:
         return _Matched(where, (entry,))
     if entry in aliases:
-        message = f"{entry!r} is a shared (tied) parameter; it is thawed with its registered name {aliases[entry]!r}"
-        return _Matched(where, (), (warning("shared-param-pruned", message, where),))
+        registered = aliases[entry]
+        message = f"{entry!r} is another name of the shared (tied) parameter {registered!r}: it is thawed as that"
+        return _Matched(where, (registered,), (warning("shared-param-alias", message, where),))
     return _match_regex(entry, where, index)
 
 
@@ -92,7 +98,7 @@ class _Thawing:
         owner: the phase that first thaws each name (a bare index: no allocation per parameter).
         by_phase: each phase's names when the entries were all distinct exact names (they are the entries).
         again: ``(name, phase, entry index)`` for each entry of a later phase that thaws a name once more.
-        problems: what resolving the entries found (no-match, invalid regex, pruned aliases...).
+        problems: what resolving the entries found (no-match, invalid regex, tied aliases...).
     """
 
     owner: dict[str, int] = attrs.field(factory=dict)

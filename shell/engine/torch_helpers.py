@@ -145,6 +145,39 @@ def truncate_param_groups(optimizer: torch.optim.Optimizer, keep: int) -> None:
     del optimizer.param_groups[keep:]
 
 
+def materialize_optimizer_state(optimizer: torch.optim.Optimizer) -> bool:
+    """Give every trainable parameter of the optimizer its state (``exp_avg``, ``step``...) by a step with zero
+    gradients and zero learning rates, which changes no weight; returns whether a step was needed.
+
+    A distributed checkpoint loads optimizer state in place, into the state the optimizer already has: a group added
+    since the last step (a resumed fit's rebuilt phases) has none, and its saved state would not load. Any existing
+    state the step touches is overwritten by the load that follows.
+
+    >>> layer = nn.Linear(2, 1)
+    >>> adam = torch.optim.Adam(layer.parameters(), lr=0.1)
+    >>> before = layer.weight.detach().clone()
+    >>> materialize_optimizer_state(adam), len(adam.state), torch.equal(layer.weight, before)
+    (True, 2, True)
+    """
+    params = [param for group in optimizer.param_groups for param in group["params"] if param.requires_grad]
+    if all(param in optimizer.state for param in params):
+        return False
+    grads = {param: param.grad for param in params}
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    for param in params:
+        param.grad = torch.zeros_like(param)
+    for group in optimizer.param_groups:
+        group["lr"] = torch.zeros_like(group["lr"]) if isinstance(group["lr"], torch.Tensor) else 0.0
+    try:
+        optimizer.step()
+    finally:
+        for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        for param, grad in grads.items():
+            param.grad = grad
+    return True
+
+
 def group_names(optimizer: torch.optim.Optimizer, module: nn.Module) -> list[list[str]]:
     """The parameter names in each group of ``optimizer``.
 
@@ -222,6 +255,7 @@ __all__ = [
     "freeze",
     "group_names",
     "inventory",
+    "materialize_optimizer_state",
     "optimizer_problems",
     "planned_group_count",
     "thaw",

@@ -23,6 +23,7 @@ from finetuning_scheduler.core import ImplicitReinit, LRSchedulerInit, structure
 from ..engine import (
     SUPPORTED_LR_SCHEDULERS,
     PhaseEngine,
+    materialize_optimizer_state,
     truncate_param_groups,
     unsupported_scheduler,
     value_or_raise,
@@ -122,6 +123,7 @@ def _restore_distributed_checkpoint(
         )
         return
     truncate_param_groups(trainer.optimizers[0], keep_groups)
+    materialize_optimizer_state(trainer.optimizers[0])
     adapter.on_before_restore_optimizers_and_lrs()
     strategy.load_checkpoint(path)
 
@@ -132,6 +134,7 @@ def reload_distributed_optimizer_state(trainer: Trainer) -> None:
     the folder again so every group gets its saved state and hyperparameters (lrs)."""
     path = trainer.ckpt_path
     if path is not None and Path(path).is_dir():
+        materialize_optimizer_state(trainer.optimizers[0])
         trainer.strategy.load_checkpoint(path)
 
 

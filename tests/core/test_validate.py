@@ -88,15 +88,26 @@ def test_a_regex_that_also_matches_higher_block_numbers_warns() -> None:
     assert "model.layers.10.attn.weight" in found.message
 
 
-def test_a_shared_parameter_alias_is_pruned_with_a_warning() -> None:
+def test_a_shared_parameter_alias_thaws_the_shared_tensor_with_a_warning() -> None:
     found = only(HEAD + "1:\n  params: [model.unembed.weight, model.embed.weight]\n")
     assert (found.code, found.severity, found.location, found.position) == (
-        "shared-param-pruned",
+        "shared-param-alias",
         Severity.WARNING,
         Location(1, "params", 0),
         Position(4, 12),
     )
     assert "'model.embed.weight'" in found.message
+
+
+def test_a_tied_alias_alone_thaws_the_shared_tensor_in_its_phase() -> None:
+    # FTS drops the alias, and the shared tensor stays frozen for the whole fit when no phase names it otherwise.
+    schedule = resolved(HEAD + "1:\n  params: [model.unembed.weight]\n")
+    assert schedule.phases[1].names == ("model.embed.weight",)
+
+
+def test_a_tied_tensor_named_in_two_phases_by_its_two_names_is_an_overlap() -> None:
+    found = check(HEAD + "1:\n  params: [model.unembed.weight]\n2:\n  params: [model.embed.weight]\n")
+    assert [d.code for d in found if d.is_error] == ["param-in-several-phases"]
 
 
 def test_a_parameter_in_two_phases() -> None:
@@ -119,12 +130,12 @@ def test_overlaps_are_reported_once_per_pair_of_entries() -> None:
 
 
 def test_an_overlap_cites_the_entry_that_first_thawed_the_name() -> None:
-    # "a.w." is a tied alias: it is pruned, never read as the regex that would match "a.wx".
+    # "a.w." is a tied alias: it stands for "a.w" (its first entry), never read as the regex that would match "a.wx".
     inventory = ParamInventory.from_names(["a.w", "a.wx"], aliases={"a.w.": "a.w"})
     schedule = Schedule((Phase(("a.w.", "a.w", "a.wx")), Phase(("a.w", "a.*"))))
     found = errors_only(validate(schedule, inventory).failure())
     assert [(d.location, d.message) for d in found] == [
-        (Location(1, "params", 0), "a.w also thawed by phase 0 › params[1]"),
+        (Location(1, "params", 0), "a.w also thawed by phase 0 › params[0]"),
         (Location(1, "params", 1), "a.wx also thawed by phase 0 › params[2]"),
     ]
 
