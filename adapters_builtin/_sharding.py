@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -90,5 +91,41 @@ __all__ = [
     "apply_activation_checkpointing",
     "every_param_name",
     "module_names",
+    "predicted_fsdp_units",
     "tie_problems",
 ]
+
+
+def predicted_fsdp_units(root: nn.Module, policy: Any, mixed_precision: Any = None) -> list[str]:
+    """The names of the modules FSDP1 will wrap on their own (each holds one ``FlatParameter``), without wrapping.
+
+    The policy is asked as FSDP asks it: a ``_Policy`` (``ModuleWrapPolicy``, ``CustomPolicy``) through its own
+    ``_run_policy``, a callable policy (``size_based_auto_wrap_policy``) by a dry run of FSDP's recursive wrap that
+    records instead of wrapping. With mixed precision, FSDP wraps the modules it keeps in full precision (BatchNorm)
+    on their own too. The root is always a unit and is not listed.
+
+    >>> from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+    >>> predicted_fsdp_units(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)), ModuleWrapPolicy({nn.Linear}))
+    ['0', '2']
+    """
+    from torch.distributed.fsdp.wrap import _or_policy, _Policy, _recursive_wrap, _wrap_module_cls_individually
+
+    keep_full = tuple(getattr(mixed_precision, "_module_classes_to_ignore", ()) or ()) if mixed_precision else ()
+    targets: set[int] = set()
+    if policy is None:
+        pass
+    elif isinstance(policy, _Policy):
+        targets = {id(module) for module in policy._run_policy(root, set(), {})}
+    else:
+        if keep_full:
+            by_class = functools.partial(_wrap_module_cls_individually, module_classes=keep_full)
+            policy = functools.partial(_or_policy, policies=[policy, by_class])
+
+        def record(module: nn.Module, **_: Any) -> nn.Module:
+            targets.add(id(module))
+            return module
+
+        _recursive_wrap(root, policy, record, set(), set(), only_wrap_children=True)
+    if keep_full and (policy is None or isinstance(policy, _Policy)):
+        targets |= {id(module) for module in root.modules() if isinstance(module, keep_full)}
+    return [name for name, module in root.named_modules() if name and id(module) in targets]

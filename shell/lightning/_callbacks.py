@@ -237,6 +237,15 @@ class FTSCheckpoint(_ConnectsToScheduler, ModelCheckpoint):
         finally:
             self._best_before_save = None
 
+    @override
+    def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
+        # Every process calls this together. With a metric logged per process (no sync_dist) each would judge its
+        # own best checkpoint, and restore_best would load different files on different processes: rank 0's
+        # judgement holds for all of them.
+        if trainer.world_size > 1:
+            self.best_model_path = trainer.strategy.broadcast(self.best_model_path)
+        super()._save_checkpoint(trainer, filepath)
+
     @property
     def saving_new_best(self) -> bool:
         """Whether the checkpoint being written right now has become the best one."""

@@ -47,8 +47,9 @@ def route_model_loading(strategy: Strategy, adapter: StrategyAdapter) -> None:
 
 
 def unroute_model_loading(strategy: Strategy) -> None:
-    """Give the strategy its own model loading back."""
+    """Give the strategy its own model (and checkpoint) loading back."""
     vars(strategy).pop("load_model_state_dict", None)
+    vars(strategy).pop("load_checkpoint", None)  # an adapter's deferral of a resume's optimizer state
 
 
 def check_optimizers(trainer: Trainer, allow_untested: bool) -> None:
@@ -92,7 +93,7 @@ def restore_best_checkpoint(trainer: Trainer, adapter: StrategyAdapter, path: st
     """Reload the best checkpoint's weights (through the adapter) and its optimizer state onto the first
     ``keep_groups`` param groups (the engine adds the later phases' groups again afterwards); ``None``: the weights
     only (the phase replaces the optimizer, whose saved state may be another class's)."""
-    if Path(path).is_dir():
+    if Path(path).is_dir() or (adapter.restores_optimizer_in_place and keep_groups is not None):
         _restore_distributed_checkpoint(trainer, adapter, Path(path), keep_groups)
         return
     checkpoint = trainer.strategy.load_checkpoint(path)
@@ -112,8 +113,9 @@ def restore_best_checkpoint(trainer: Trainer, adapter: StrategyAdapter, path: st
 def _restore_distributed_checkpoint(
     trainer: Trainer, adapter: StrategyAdapter, path: Path, keep_groups: int | None
 ) -> None:
-    """A distributed checkpoint (a folder: ModelParallelStrategy, sharded FSDP) loads into the model and optimizer
-    in place, so the optimizer must already have the checkpoint's groups: truncate first, then load."""
+    """A distributed checkpoint (a folder: ModelParallelStrategy, sharded FSDP), or any checkpoint of a strategy
+    whose loading fills the model and optimizer in place (FSDP's full state dicts too), needs the optimizer to have
+    the checkpoint's groups already: truncate first, then let the strategy load."""
     strategy = trainer.strategy
     if keep_groups is None:  # the weights only: the optimizer about to be replaced keeps out of it
         from lightning.fabric.strategies.model_parallel import _load_checkpoint
@@ -128,12 +130,12 @@ def _restore_distributed_checkpoint(
     strategy.load_checkpoint(path)
 
 
-def reload_distributed_optimizer_state(trainer: Trainer) -> None:
+def reload_distributed_optimizer_state(trainer: Trainer, in_place: bool = False) -> None:
     """A strategy that restores after its setup (ModelParallelStrategy) loads a distributed checkpoint folder into
     the optimizer in place while it still has phase 0's groups only; once the resumed fit's groups are rebuilt, load
     the folder again so every group gets its saved state and hyperparameters (lrs)."""
     path = trainer.ckpt_path
-    if path is not None and Path(path).is_dir():
+    if path is not None and (Path(path).is_dir() or in_place):
         materialize_optimizer_state(trainer.optimizers[0])
         trainer.strategy.load_checkpoint(path)
 

@@ -321,7 +321,7 @@ class FinetuningScheduler(Callback):
         assert self.strategy_adapter is not None and restored is not None
         self._history_start = len(engine.history)
         if self._fit_started:
-            reload_distributed_optimizer_state(self.trainer)
+            reload_distributed_optimizer_state(self.trainer, self.strategy_adapter.restores_optimizer_in_place)
         self.strategy_adapter.on_trainable_changed()
         self._sync_final_phase()
         self._info(f"Resumed fine-tuning at phase {restored.depth}.")
@@ -332,7 +332,14 @@ class FinetuningScheduler(Callback):
         """Note the group sizes of the checkpoint's optimizer, to check the rebuilt optimizer against them."""
         states = checkpoint.get("optimizer_states") or []
         if states:
-            self._checkpoint_groups = [len(group["params"]) for group in states[0]["param_groups"]]
+            self._checkpoint_groups = [self._saved_group_size(group["params"]) for group in states[0]["param_groups"]]
+
+    def _saved_group_size(self, params: list[Any]) -> int:
+        # A full FSDP optimizer state names its parameters by their logical names: count the module's parameters
+        # they stand for (one flat parameter holds several).
+        if self.strategy_adapter is None or not params or not all(isinstance(p, str) for p in params):
+            return len(params)
+        return len(set(self.strategy_adapter.fts_optim_transform(list(params))))
 
     # -- epochs --------------------------------------------------------------------------------------------------
 

@@ -167,5 +167,10 @@ class StrategyAdapter:
         load = self.strategy_model_loader or self.pls_handle.load_model_state_dict
         load(checkpoint, strict=strict)
 
+    restores_optimizer_in_place: bool = False
+    """Whether the strategy's ``load_checkpoint`` loads the optimizer's state itself (FSDP reshards it), so that
+    ``restore_best`` lets it, after truncating the optimizer to the checkpoint's groups, instead of loading the
+    saved state dict into the optimizer directly. Distributed checkpoint folders are always loaded so."""
+
     strategy_model_loader: Any = None
     """The strategy's own ``load_model_state_dict`` while the scheduler routes it through the adapter."""

@@ -104,17 +104,19 @@ def test_checkpoints_move_between_wrapped_and_plain_models_without_copies() -> N
     wrapped.load_state_dict(back, strict=True)
 
 
-def test_builtin_strategy_adapters_are_thin_naming_adapters() -> None:
+def test_builtin_strategy_adapters_name_like_the_unwrapped_names_adapter_and_check_their_options() -> None:
     assert issubclass(FSDPStrategyAdapter, UnwrappedNamesStrategyAdapter)
     assert issubclass(ModelParallelStrategyAdapter, UnwrappedNamesStrategyAdapter)
     module = nn.Module()
     module.block = nn.Module()
     module.block._fsdp_wrapped_module = nn.Linear(1, 1)
     assert connected(FSDPStrategyAdapter(), module).name_map.views == ("block.weight", "block.bias")
-    with pytest.raises(ValueError, match=r"awp_overrides .* not supported"):
-        FSDPStrategyAdapter(awp_overrides=["model.0"])
-    with pytest.raises(ValueError, match="fsdp_plan are not supported"):
-        ModelParallelStrategyAdapter(fsdp_plan={"model.0": {}})
+    assert FSDPStrategyAdapter(awp_overrides=["model.0"]).awp_overrides == ["model.0"]
+    with pytest.raises(TypeError, match=r"awp_overrides must be a list of module names or regexes, got .model\.0."):
+        FSDPStrategyAdapter(awp_overrides="model.0")  # type: ignore[arg-type]
+    assert ModelParallelStrategyAdapter(fsdp_plan={"model.0": {}}).fsdp_plan == {"model.0": {}}
+    with pytest.raises(TypeError, match=r"fsdp_plan must be a mapping .* got \['model.0'\]"):
+        ModelParallelStrategyAdapter(fsdp_plan=["model.0"])  # type: ignore[arg-type]
 
 
 def _fit(tmp_path: Path, model: pl.LightningModule, reference: str, **cfg: Any) -> tuple[Any, dict[int, Any]]:

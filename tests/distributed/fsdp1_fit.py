@@ -1,0 +1,89 @@
+"""A scheduled fit through Lightning's FSDPStrategy (FSDP1) on 2 CPU processes (gloo; see ``cpu_fsdp.py``).
+
+Usage: ``fsdp1_fit.py OUT_DIR NAME [--orig|--flat] [--split] [--resume CKPT]``. Layers are wrapped one FSDP unit per
+``nn.Linear``; the head (``model.3``) joins them through ``awp_overrides``. ``--split`` uses a schedule whose phase 1
+thaws only the weight of ``model.2`` (its bias later). Rank 0 writes ``NAME.json``; every rank ``NAME_rank{r}.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
+from cpu_fsdp import CPUFSDPStrategy
+from fts_support import BoringFTSModel
+
+from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint
+
+ALIGNED = {
+    0: {"params": ["model.3.*"], "max_transition_epoch": 1},
+    1: {"params": ["model.2.*"], "lr": 1e-3, "max_transition_epoch": 2},
+    2: {"params": ["model.[01].*"], "lr": 1e-4, "max_transition_epoch": 4},
+}
+SPLIT = {
+    0: {"params": ["model.3.*", "model.2.weight"], "max_transition_epoch": 1},
+    1: {"params": ["model.2.bias"], "max_transition_epoch": 2},
+    2: {"params": ["model.[01].*"], "max_transition_epoch": 4},
+}
+
+
+class FSDPModel(BoringFTSModel):
+    def configure_optimizers(self) -> Any:
+        # With use_orig_params=False the optimizer must see the flat parameters, which the wrapped model holds.
+        params = [p for p in self.trainer.model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--flat", action="store_true")
+    parser.add_argument("--orig", action="store_true")
+    parser.add_argument("--split", action="store_true")
+    parser.add_argument("--resume")
+    args = parser.parse_args()
+    pl.seed_everything(11)
+    fts = FinetuningScheduler(
+        ft_schedule=SPLIT if args.split else ALIGNED,
+        epoch_transitions_only=True,
+        strategy_adapter_cfg={"awp_overrides": [r"model\.3$"]},
+    )
+    strategy = CPUFSDPStrategy(auto_wrap_policy={nn.Linear}, use_orig_params=not args.flat)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy=strategy,
+        max_epochs=4,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(args.out),
+        limit_train_batches=4,
+        limit_val_batches=2,
+        callbacks=[fts, FTSCheckpoint(monitor="val_loss", dirpath=args.out / "ck", save_top_k=-1, filename="{epoch}")],
+    )
+    model = FSDPModel(lr=0.05)
+    trainer.fit(model, ckpt_path=str(args.out / "ck" / args.resume) if args.resume else None)
+    state = trainer.strategy.lightning_module_state_dict()  # the full (logical) weights, gathered on rank 0
+    if trainer.is_global_zero:
+        torch.save(state, args.out / f"{args.name}.pt")
+        result = {
+            "history": [(change.epoch, change.depth, change.restored_best) for change in fts.transition_history],
+            "groups": [len(group["params"]) for group in trainer.optimizers[0].param_groups],
+            "units": sorted(n for n, m in model.named_modules() if type(m).__name__ == "FullyShardedDataParallel"),
+        }
+        (args.out / f"{args.name}.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
