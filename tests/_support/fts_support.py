@@ -53,11 +53,11 @@ class BoringFTSModel(pl.LightningModule):
         return self.model(x)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        return nn.functional.mse_loss(self(batch), torch.ones(batch.shape[0], 2))
+        return nn.functional.mse_loss(self(batch), torch.ones(batch.shape[0], 2, device=batch.device))
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         target = torch.ones if self.current_epoch < self.diverge_on_epoch else torch.zeros
-        self.log("val_loss", nn.functional.mse_loss(self(batch), target(batch.shape[0], 2)))
+        self.log("val_loss", nn.functional.mse_loss(self(batch), target(batch.shape[0], 2, device=batch.device)))
 
     def train_dataloader(self) -> DataLoader[torch.Tensor]:
         return DataLoader(RandomDataset(32, self.length, seed=1), batch_size=self.batch_size)

@@ -1,7 +1,8 @@
 """A scheduled fit through Lightning's FSDPStrategy (FSDP1) on 2 CPU processes (gloo; see ``cpu_fsdp.py``).
 
 Usage: ``fsdp1_fit.py OUT_DIR NAME [--orig|--flat] [--split] [--resume CKPT]``. Layers are wrapped one FSDP unit per
-``nn.Linear``; the head (``model.3``) joins them through ``awp_overrides``. ``--split`` uses a schedule whose phase 1
+``nn.Linear``; the head (``model.3``) joins them through ``awp_overrides``. ``--gpu``: Lightning's own ``FSDPStrategy`` on one
+CUDA device instead (``tests/gpu``). ``--split`` uses a schedule whose phase 1
 thaws only the weight of ``model.2`` (its bias later). Rank 0 writes ``NAME.json``; every rank ``NAME_rank{r}.pt``.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.strategies import FSDPStrategy
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
@@ -50,6 +52,7 @@ def main() -> None:
     parser.add_argument("--orig", action="store_true")
     parser.add_argument("--split", action="store_true")
     parser.add_argument("--resume")
+    parser.add_argument("--gpu", action="store_true", help="Lightning's own FSDPStrategy on one CUDA device")
     args = parser.parse_args()
     pl.seed_everything(11)
     fts = FinetuningScheduler(
@@ -57,10 +60,11 @@ def main() -> None:
         epoch_transitions_only=True,
         strategy_adapter_cfg={"awp_overrides": [r"model\.3$"]},
     )
-    strategy = CPUFSDPStrategy(auto_wrap_policy={nn.Linear}, use_orig_params=not args.flat)
+    fsdp = FSDPStrategy if args.gpu else CPUFSDPStrategy
+    strategy = fsdp(auto_wrap_policy={nn.Linear}, use_orig_params=not args.flat)
     trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=2,
+        accelerator="cuda" if args.gpu else "cpu",
+        devices=1 if args.gpu else 2,
         strategy=strategy,
         max_epochs=4,
         logger=False,

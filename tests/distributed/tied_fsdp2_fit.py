@@ -9,6 +9,7 @@ resuming, are read from the folder given).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def main(out: Path, name: str, devices: int, resume_from: str | None) -> None:
     fts = FinetuningScheduler(ft_schedule=SCHEDULE, strategy_adapter_cfg={"fsdp_plan": PLAN})
     ckpt_dir = out / f"{name}_ck"
     trainer = pl.Trainer(
-        accelerator="cpu",
+        accelerator=os.environ.get("FTS_TEST_ACCELERATOR", "cpu"),  # tests/gpu runs it on one CUDA device
         devices=devices,
         strategy=ModelParallelStrategy(data_parallel_size=devices, tensor_parallel_size=1),
         max_epochs=6,
