@@ -140,6 +140,21 @@ def reload_distributed_optimizer_state(trainer: Trainer, in_place: bool = False)
         trainer.strategy.load_checkpoint(path)
 
 
+def saved_group_sizes(optimizer_state: Mapping[str, Any], adapter: StrategyAdapter) -> list[int]:
+    """The number of the module's parameters in each group of a saved optimizer state.
+
+    A full FSDP optimizer state names its parameters by their logical names: count the module's parameters they
+    stand for (one flat parameter holds several).
+    """
+
+    def size(params: list[Any]) -> int:
+        if not params or not all(isinstance(param, str) for param in params):
+            return len(params)
+        return len(set(adapter.fts_optim_transform(list(params))))
+
+    return [size(group["params"]) for group in optimizer_state["param_groups"]]
+
+
 def install_reinitialised(
     trainer: Trainer, optimizer: torch.optim.Optimizer, schedulers: tuple[Any, ...], spec: LRSchedulerInit | None
 ) -> None:
@@ -200,6 +215,7 @@ __all__ = [
     "reload_distributed_optimizer_state",
     "restore_best_checkpoint",
     "route_model_loading",
+    "saved_group_sizes",
     "thaw_logger",
     "unroute_model_loading",
     "warn_unused_lambdas",

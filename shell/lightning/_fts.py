@@ -46,6 +46,7 @@ from ._fit_steps import (
     reload_distributed_optimizer_state,
     restore_best_checkpoint,
     route_model_loading,
+    saved_group_sizes,
     thaw_logger,
     unroute_model_loading,
     warn_unused_lambdas,
@@ -331,15 +332,8 @@ class FinetuningScheduler(Callback):
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Note the group sizes of the checkpoint's optimizer, to check the rebuilt optimizer against them."""
         states = checkpoint.get("optimizer_states") or []
-        if states:
-            self._checkpoint_groups = [self._saved_group_size(group["params"]) for group in states[0]["param_groups"]]
-
-    def _saved_group_size(self, params: list[Any]) -> int:
-        # A full FSDP optimizer state names its parameters by their logical names: count the module's parameters
-        # they stand for (one flat parameter holds several).
-        if self.strategy_adapter is None or not params or not all(isinstance(p, str) for p in params):
-            return len(params)
-        return len(set(self.strategy_adapter.fts_optim_transform(list(params))))
+        if states and self.strategy_adapter is not None:
+            self._checkpoint_groups = saved_group_sizes(states[0], self.strategy_adapter)
 
     # -- epochs --------------------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
-from fts_support import BoringFTSModel
+from fts_support import BoringFTSModel, fit_kwargs
 
 from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping
 
@@ -96,18 +96,9 @@ def main() -> None:
     parser.add_argument("--lonely-rank", type=int)
     args = parser.parse_args()
     pl.seed_everything(3)
+    settings = fit_kwargs(args.out, devices=2, strategy=args.strategy, max_epochs=7, limit_train_batches=4)
     trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy=args.strategy,
-        max_epochs=7,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=str(args.out),
-        limit_train_batches=4,
-        limit_val_batches=4,
+        **settings,
         callbacks=[
             FinetuningScheduler(ft_schedule=SCHEDULE if args.lonely_rank is None else LONELY_SCHEDULE),
             FTSEarlyStopping(monitor="val_loss", patience=2),

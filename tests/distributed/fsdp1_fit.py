@@ -1,9 +1,10 @@
 """A scheduled fit through Lightning's FSDPStrategy (FSDP1) on 2 CPU processes (gloo; see ``cpu_fsdp.py``).
 
-Usage: ``fsdp1_fit.py OUT_DIR NAME [--orig|--flat] [--split] [--resume CKPT]``. Layers are wrapped one FSDP unit per
-``nn.Linear``; the head (``model.3``) joins them through ``awp_overrides``. ``--gpu``: Lightning's own ``FSDPStrategy`` on one
-CUDA device instead (``tests/gpu``). ``--split`` uses a schedule whose phase 1
-thaws only the weight of ``model.2`` (its bias later). Rank 0 writes ``NAME.json``; every rank ``NAME_rank{r}.pt``.
+Usage: ``fsdp1_fit.py OUT_DIR NAME [--orig|--flat] [--split] [--resume CKPT] [--gpu]``. Layers are wrapped one FSDP
+unit per ``nn.Linear``; the head (``model.3``) joins them through ``awp_overrides``. ``--flat`` sets
+``use_orig_params=False``. ``--split`` uses a schedule whose phase 1 thaws only the bias of ``model.2`` (its weight
+in phase 0). ``--gpu`` runs Lightning's own ``FSDPStrategy`` on one CUDA device instead (``tests/gpu``). Rank 0
+writes ``NAME.json`` and ``NAME.pt`` (the full, logical weights).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
 from cpu_fsdp import CPUFSDPStrategy
-from fts_support import BoringFTSModel
+from fts_support import BoringFTSModel, fit_kwargs
 
 from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint
 
@@ -62,20 +63,10 @@ def main() -> None:
     )
     fsdp = FSDPStrategy if args.gpu else CPUFSDPStrategy
     strategy = fsdp(auto_wrap_policy={nn.Linear}, use_orig_params=not args.flat)
-    trainer = pl.Trainer(
-        accelerator="cuda" if args.gpu else "cpu",
-        devices=1 if args.gpu else 2,
-        strategy=strategy,
-        max_epochs=4,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=str(args.out),
-        limit_train_batches=4,
-        limit_val_batches=2,
-        callbacks=[fts, FTSCheckpoint(monitor="val_loss", dirpath=args.out / "ck", save_top_k=-1, filename="{epoch}")],
-    )
+    checkpoints = FTSCheckpoint(monitor="val_loss", dirpath=args.out / "ck", save_top_k=-1, filename="{epoch}")
+    settings = fit_kwargs(args.out, accelerator="cuda" if args.gpu else "cpu", devices=1 if args.gpu else 2)
+    settings.update(strategy=strategy, max_epochs=4, limit_train_batches=4, limit_val_batches=2)
+    trainer = pl.Trainer(callbacks=[fts, checkpoints], **settings)
     model = FSDPModel(lr=0.05)
     trainer.fit(model, ckpt_path=str(args.out / "ck" / args.resume) if args.resume else None)
     state = trainer.strategy.lightning_module_state_dict()  # the full (logical) weights, gathered on rank 0

@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
-from fts_support import BoringFTSModel
+from fts_support import BoringFTSModel, fit_kwargs
 
 from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint
 
@@ -39,18 +39,10 @@ class ShardedModel(BoringFTSModel):
 def main(out: Path, ckpt_dir: Path, resume_from: str | None) -> None:
     pl.seed_everything(5)
     fts = FinetuningScheduler(ft_schedule=SCHEDULE, epoch_transitions_only=True)
+    strategy = ModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1)
+    settings = fit_kwargs(out.parent, devices=2, strategy=strategy, max_epochs=4, limit_train_batches=4)
     trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy=ModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1),
-        max_epochs=4,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=str(out.parent),
-        limit_train_batches=4,
-        limit_val_batches=2,
+        **{**settings, "limit_val_batches": 2},
         callbacks=[fts, FTSCheckpoint(monitor="val_loss", dirpath=ckpt_dir, save_top_k=-1, filename="{epoch}")],
     )
     model = ShardedModel(lr=0.05)
