@@ -1,6 +1,6 @@
 """A scheduled fit under DDP (gloo, 2 CPU processes); every process reports what it saw.
 
-Usage: ``ddp_fit.py OUT_DIR NAME [--strategy FLAG] [--resume CKPT] [--sync] [--lonely-rank RANK]``.
+Usage: ``ddp_fit.py OUT_DIR NAME [--strategy FLAG] [--resume CKPT] [--sync] [--lonely-rank RANK] [--devices N]``.
 
 Each process writes ``NAME_rank{r}.json`` (depth per epoch, transitions, optimizer groups) and
 ``NAME_rank{r}.pt`` (its weights) from inside the fit, so ``ddp_spawn``'s workers report too. Checkpoints of every
@@ -20,6 +20,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
 from fts_support import BoringFTSModel, fit_kwargs
@@ -41,10 +42,23 @@ LONELY_SCHEDULE = {  # phase 0 would last to epoch 4: only early stopping on the
 class DDPModel(BoringFTSModel):
     """BoringFTSModel whose validation loss can be synchronised, or made to diverge on one process only."""
 
-    def __init__(self, sync: bool, lonely_rank: int | None) -> None:
-        super().__init__(diverge_on_epoch=5, lr=0.05)
+    def __init__(self, sync: bool, lonely_rank: int | None, batch_size: int) -> None:
+        super().__init__(diverge_on_epoch=5, lr=0.05, batch_size=batch_size)
         self.sync = sync
         self.lonely_rank = lonely_rank
+
+    def _in_order(self, loader: DataLoader[torch.Tensor]) -> DataLoader[torch.Tensor]:
+        # Lightning's own distributed sampler shuffles the training data: give each process every world-th sample
+        # in order instead, so that a global batch is the same whatever the number of processes.
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        sampler = DistributedSampler(loader.dataset, num_replicas=world, rank=rank, shuffle=False)
+        return DataLoader(loader.dataset, batch_size=self.batch_size, sampler=sampler)
+
+    def train_dataloader(self) -> DataLoader[torch.Tensor]:
+        return self._in_order(super().train_dataloader())
+
+    def val_dataloader(self) -> DataLoader[torch.Tensor]:
+        return self._in_order(super().val_dataloader())
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         diverged = self.current_epoch >= self.diverge_on_epoch
@@ -94,9 +108,12 @@ def main() -> None:
     parser.add_argument("--resume")
     parser.add_argument("--sync", action="store_true")
     parser.add_argument("--lonely-rank", type=int)
+    parser.add_argument("--devices", type=int, default=2, help="1: the same global batch on one process, no DDP")
     args = parser.parse_args()
     pl.seed_everything(3)
-    settings = fit_kwargs(args.out, devices=2, strategy=args.strategy, max_epochs=7, limit_train_batches=4)
+    strategy = args.strategy if args.devices > 1 else "auto"
+    settings = fit_kwargs(args.out, devices=args.devices, strategy=strategy, max_epochs=7, limit_train_batches=4)
+    settings["use_distributed_sampler"] = False  # the model's loaders shard the data in order
     trainer = pl.Trainer(
         **settings,
         callbacks=[
@@ -106,7 +123,7 @@ def main() -> None:
             RankReport(args.out, args.name),
         ],
     )
-    model = DDPModel(sync=args.sync, lonely_rank=args.lonely_rank)
+    model = DDPModel(sync=args.sync, lonely_rank=args.lonely_rank, batch_size=2 // args.devices)
     trainer.fit(model, ckpt_path=str(args.out / "ck" / args.resume) if args.resume else None)
 
 

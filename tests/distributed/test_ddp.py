@@ -17,12 +17,12 @@ SCRIPT = Path(__file__).with_name("ddp_fit.py")
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
 
-def _fit(out: Path, name: str, *options: str) -> tuple[list[dict[str, Any]], str]:
+def _fit(out: Path, name: str, *options: str, processes: int = 2) -> tuple[list[dict[str, Any]], str]:
     done = subprocess.run(
         [sys.executable, str(SCRIPT), str(out), name, *options], capture_output=True, text=True, timeout=300, cwd=out
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return [json.loads((out / f"{name}_rank{rank}.json").read_text()) for rank in (0, 1)], done.stderr
+    return [json.loads((out / f"{name}_rank{rank}.json").read_text()) for rank in range(processes)], done.stderr
 
 
 def _weights(out: Path, name: str, rank: int) -> dict[str, torch.Tensor]:
@@ -66,11 +66,17 @@ def test_one_process_seeing_convergence_ends_the_phase_for_all(tmp_path: Path) -
     _assert_same_weights(_weights(tmp_path, "lonely", 0), _weights(tmp_path, "lonely", 1), "the processes' weights")
 
 
-def test_ddp_spawn_runs_the_schedule_in_its_workers(tmp_path: Path) -> None:
+def test_ddp_spawn_runs_the_schedule_in_its_workers_as_one_process_would(tmp_path: Path) -> None:
     reports, stderr = _fit(tmp_path, "spawn", "--strategy", "ddp_spawn", "--sync")
     assert "differs between processes" not in stderr  # val_loss is synchronised here
     assert reports[0] == reports[1] and reports[0]["final_depth"] == 2 and reports[0]["groups"] == [2, 2, 4]
     _assert_same_weights(_weights(tmp_path, "spawn", 0), _weights(tmp_path, "spawn", 1), "the processes' weights")
+    # One process with the same global batch (2) takes the same phase decisions and ends with the same weights,
+    # up to float rounding.
+    (single,), _ = _fit(tmp_path, "single", "--sync", "--devices", "1", processes=1)
+    assert single["world"] == 1 and single["history"] == reports[0]["history"]
+    a, b = _weights(tmp_path, "spawn", 0), _weights(tmp_path, "single", 0)
+    assert max(float((a[key] - b[key]).abs().max()) for key in a) < 1e-5
     # The launching process's callback never sees the workers' state; the trace file tells what they did.
     trace = json.loads((tmp_path / "DDPModel_ft_trace.json").read_text())
     assert [entry["reason"] for entry in trace["epochs"]][2] == "max_transition_epoch reached"

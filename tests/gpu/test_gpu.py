@@ -52,7 +52,7 @@ def test_fsdp1_on_one_gpu_wraps_validates_and_resumes(tmp_path: Path, mode: str)
 
 
 def test_fsdp2_plan_with_tied_weights_on_one_gpu(tmp_path: Path) -> None:
-    script = DISTRIBUTED / "tied_fsdp2_fit.py"
+    script = DISTRIBUTED / "tied_sharded_fit.py"
     env = {"FTS_TEST_ACCELERATOR": "cuda"}
     _run(script, str(tmp_path), "one", "1", cwd=tmp_path, env=env)
     result = json.loads((tmp_path / "one.json").read_text())

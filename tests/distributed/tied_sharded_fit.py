@@ -1,9 +1,10 @@
-"""A GPT-2-style model (token embedding tied to the output head) sharded by the ModelParallelStrategyAdapter's
-``fsdp_plan`` (no ``configure_model`` of its own), fine-tuned in three phases with ``restore_best``.
+"""A GPT-2-style model (token embedding tied to the output head) fine-tuned in three phases with ``restore_best``,
+sharded by the ModelParallelStrategyAdapter's ``fsdp_plan`` (FSDP2; no ``configure_model`` of its own).
 
-Usage: ``tied_fsdp2_fit.py OUT_DIR NAME DEVICES [RESUME_FROM]``. Rank 0 writes ``NAME.json`` (transitions, groups)
-and every rank ``NAME_rank{r}.pt`` (the gathered, unsharded weights). Checkpoints go to ``OUT_DIR/NAME_ck`` (or, when
-resuming, are read from the folder given).
+Usage: ``tied_sharded_fit.py OUT_DIR NAME DEVICES [RESUME_FROM]``. ``FTS_TEST_STRATEGY=fsdp1`` (or ``fsdp1-flat``,
+with ``use_orig_params=False``) runs the same fit through FSDP1 instead, one unit per block. Rank 0 writes
+``NAME.json`` (transitions, groups); ``NAME_rank{r}.pt`` holds the whole, unsharded weights (FSDP2: every rank;
+FSDP1: rank 0). Checkpoints go to ``OUT_DIR/NAME_ck`` (or, when resuming, are read from the folder given).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.strategies import ModelParallelStrategy
+from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy, Strategy
 from torch import nn
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
+from cpu_fsdp import CPUFSDPStrategy
 from fts_support import RandomDataset
 
 from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping
@@ -74,17 +76,30 @@ class TiedLM(pl.LightningModule):
         return DataLoader(RandomDataset(TOKENS, 16, seed=2), batch_size=self.batch_size)
 
     def configure_optimizers(self) -> Any:
-        return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=0.05, weight_decay=0.0)
+        # The wrapped model's parameters: FSDP1 with use_orig_params=False holds flat ones (FSDP2 wraps in place).
+        params = [p for p in self.trainer.model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=0.05, weight_decay=0.0)
+
+
+def _strategy(kind: str, devices: int) -> tuple[Strategy, dict[str, Any]]:
+    """The strategy and the adapter's options: FSDP2 through the plan, or FSDP1 (one unit per block; the tied
+    embedding and head in the root unit), with original or flat parameters."""
+    if kind == "fsdp2":
+        return ModelParallelStrategy(data_parallel_size=devices, tensor_parallel_size=1), {"fsdp_plan": PLAN}
+    fsdp = FSDPStrategy if os.environ.get("FTS_TEST_ACCELERATOR") == "cuda" else CPUFSDPStrategy
+    return fsdp(auto_wrap_policy={nn.Sequential}, use_orig_params=kind == "fsdp1"), {}
 
 
 def main(out: Path, name: str, devices: int, resume_from: str | None) -> None:
     pl.seed_everything(7)
-    fts = FinetuningScheduler(ft_schedule=SCHEDULE, strategy_adapter_cfg={"fsdp_plan": PLAN})
+    kind = os.environ.get("FTS_TEST_STRATEGY", "fsdp2")
+    strategy, adapter_cfg = _strategy(kind, devices)
+    fts = FinetuningScheduler(ft_schedule=SCHEDULE, strategy_adapter_cfg=adapter_cfg)
     ckpt_dir = out / f"{name}_ck"
     trainer = pl.Trainer(
         accelerator=os.environ.get("FTS_TEST_ACCELERATOR", "cpu"),  # tests/gpu runs it on one CUDA device
         devices=devices,
-        strategy=ModelParallelStrategy(data_parallel_size=devices, tensor_parallel_size=1),
+        strategy=strategy,
         max_epochs=6,
         logger=False,
         enable_progress_bar=False,
@@ -99,16 +114,19 @@ def main(out: Path, name: str, devices: int, resume_from: str | None) -> None:
     )
     model = TiedLM(batch_size=4 // devices)  # the same global batch whatever the number of processes
     trainer.fit(model, ckpt_path=resume_from)
-    head, embedding = model.model.lm_head.weight, model.model.wte.weight
-    full = {key: value.full_tensor().detach() for key, value in model.named_parameters()}
+    if kind == "fsdp2":
+        full = {key: value.full_tensor().detach() for key, value in model.state_dict().items()}
+    else:
+        full = trainer.strategy.lightning_module_state_dict()  # gathered on rank 0
     torch.save(full, out / f"{name}_rank{trainer.global_rank}.pt")
     if trainer.is_global_zero:
         result = {
-            "tied": head is embedding,
+            "tied": torch.equal(full["model.lm_head.weight"], full["model.wte.weight"]),
             "history": [(change.epoch, change.depth, change.restored_best) for change in fts.transition_history],
             "groups": [len(group["params"]) for group in trainer.optimizers[0].param_groups],
-            "sharded": sorted(type(param).__name__ for param in model.parameters())[0],
-            "trainable": sorted(key for key, param in model.named_parameters() if param.requires_grad),
+            "sharded": sorted(type(param).__name__ for param in trainer.model.parameters())[0],
+            # In schedule names, through the adapter (FSDP1's flat parameters stand for every name they hold).
+            "trainable": sorted(fts.strategy_adapter.logical_param_translation(list(fts.trainable()))),
         }
         (out / f"{name}.json").write_text(json.dumps(result))
 
