@@ -52,12 +52,13 @@ def main() -> None:
     parser.add_argument("--flat", action="store_true")
     parser.add_argument("--orig", action="store_true")
     parser.add_argument("--split", action="store_true")
+    parser.add_argument("--partial", action="store_true", help="no phase names model.0 and model.1")
     parser.add_argument("--resume")
     parser.add_argument("--gpu", action="store_true", help="Lightning's own FSDPStrategy on one CUDA device")
     args = parser.parse_args()
     pl.seed_everything(11)
     fts = FinetuningScheduler(
-        ft_schedule=SPLIT if args.split else ALIGNED,
+        ft_schedule=SPLIT if args.split else {0: ALIGNED[0], 1: ALIGNED[1]} if args.partial else ALIGNED,
         epoch_transitions_only=True,
         strategy_adapter_cfg={"awp_overrides": [r"model\.3$"]},
     )
@@ -75,6 +76,7 @@ def main() -> None:
         result = {
             "history": [(change.epoch, change.depth, change.restored_best) for change in fts.transition_history],
             "groups": [len(group["params"]) for group in trainer.optimizers[0].param_groups],
+            "trainable": sorted(fts.strategy_adapter.logical_param_translation(list(fts.trainable()))),
             "units": sorted(n for n, m in model.named_modules() if type(m).__name__ == "FullyShardedDataParallel"),
         }
         (args.out / f"{args.name}.json").write_text(json.dumps(result))

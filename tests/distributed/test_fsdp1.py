@@ -65,3 +65,14 @@ def test_a_schedule_splitting_a_flat_parameter_is_rejected_at_setup_with_the_fix
     assert not (tmp_path / "ck").exists()  # before any training step
     allowed = _fit(tmp_path, "split_orig", "--orig", "--split")  # mixed requires_grad is fine with original params
     assert allowed["history"] == [[1, 1, True], [2, 2, True]]
+
+
+def test_parameters_no_phase_names_are_reported_and_stay_frozen(tmp_path: Path) -> None:
+    # FTS under FSDP leaves such parameters frozen without a word.
+    done = _run(tmp_path, "partial", "--flat", "--partial")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "warning[unscheduled-params] schedule: 4 parameter(s) are never thawed by any phase: model.0.weight" in (
+        done.stderr
+    )
+    result = json.loads((tmp_path / "partial.json").read_text())
+    assert result["trainable"] == ["model.2.bias", "model.2.weight", "model.3.bias", "model.3.weight"]
