@@ -29,12 +29,19 @@ from finetuning_scheduler.core import (
     strip_wrappers,
     units_of,
 )
-from finetuning_scheduler.shell.lightning import ScheduleValidationError
+from finetuning_scheduler.shell.lightning import (
+    PATCHED_BY_SCHEDULER,
+    ScheduleValidationError,
+    optimizer_state_left_out,
+    unpatch,
+)
 
 from ._names import UnwrappedNamesStrategyAdapter
 from ._sharding import predicted_fsdp_units
 
 _FLAT = "_flat_param"
+_USER_POLICY = "__fts_user_auto_wrap_policy__"
+"""Where the policy this adapter installs keeps the user's, so that a later fit predicts from the user's policy."""
 
 
 def _override_problems(module: nn.Module, overrides: Sequence[str]) -> tuple[list[str], Diagnostics]:
@@ -80,6 +87,8 @@ class FSDPStrategyAdapter(UnwrappedNamesStrategyAdapter):
             raise TypeError(f"awp_overrides must be a list of module names or regexes, got {awp_overrides!r}")
         super().__init__()
         self.awp_overrides: list[str] = list(awp_overrides or [])
+        self._user_policy: Any = None
+        self._policy_replaced = False
 
     @property
     def use_orig_params(self) -> bool:
@@ -87,7 +96,12 @@ class FSDPStrategyAdapter(UnwrappedNamesStrategyAdapter):
         return bool(getattr(self.pls_handle, "kwargs", {}).get("use_orig_params", True))
 
     def _policy(self) -> Any:
-        return getattr(self.pls_handle, "kwargs", {}).get("auto_wrap_policy")
+        """The user's wrapping policy (never the one this adapter put in its place)."""
+        policy = getattr(self.pls_handle, "kwargs", {}).get("auto_wrap_policy")
+        return getattr(policy, _USER_POLICY, policy)
+
+    def _own_configure_model(self) -> bool:
+        return is_overridden("configure_model", self.pl_module, LightningModule)
 
     # -- wrapping ------------------------------------------------------------------------------------------------
 
@@ -96,14 +110,14 @@ class FSDPStrategyAdapter(UnwrappedNamesStrategyAdapter):
         """Defer a resume's optimizer state; add ``awp_overrides`` to the wrapping policy (all bad entries at once)."""
         self._defer_resumed_optimizer_state()
         module = self.pl_module
-        if self.awp_overrides and is_overridden("configure_model", module, LightningModule):
+        if self.awp_overrides and self._own_configure_model():
             rank_zero_warn(
                 "The LightningModule overrides configure_model, which then decides the FSDP wrapping: "
                 f"awp_overrides {self.awp_overrides} are not applied."
             )
             self.awp_overrides = []
         if not self.awp_overrides:
-            if self._policy() is None and not is_overridden("configure_model", module, LightningModule):
+            if self._policy() is None and not self._own_configure_model():
                 rank_zero_warn(
                     "FSDPStrategy has no auto_wrap_policy: the whole model becomes one FSDP unit, which is often "
                     "(but not always) degenerate and unintended. Pass FSDPStrategy(auto_wrap_policy=...) or "
@@ -116,20 +130,27 @@ class FSDPStrategyAdapter(UnwrappedNamesStrategyAdapter):
         self._extend_policy(module, chosen)
 
     def _extend_policy(self, module: nn.Module, overrides: list[str]) -> None:
-        """One policy that wraps exactly the units the strategy's policy would, plus the overrides."""
+        """One policy that wraps exactly the units the user's policy would, plus the overrides (the user's policy
+        comes back at teardown)."""
         from torch.distributed.fsdp.wrap import CustomPolicy
 
         strategy: Any = self.pls_handle
-        units = set(predicted_fsdp_units(module, self._policy())) | set(overrides)
-        targets = {id(child) for name, child in module.named_modules() if name in units}
-        strategy.kwargs["auto_wrap_policy"] = CustomPolicy(lambda child: id(child) in targets)
+        user_policy = self._policy()
+        units = set(predicted_fsdp_units(module, user_policy)) | set(overrides)
+        targets = [child for name, child in module.named_modules() if name in units]
+        wrapped = {id(child): child for child in targets}  # holding the modules keeps their ids theirs
+        policy = CustomPolicy(lambda child: wrapped.get(id(child)) is child)
+        setattr(policy, _USER_POLICY, user_policy)
+        self._user_policy, self._policy_replaced = user_policy, True
+        strategy.kwargs["auto_wrap_policy"] = policy
 
     def _defer_resumed_optimizer_state(self) -> None:
         """Lightning's FSDP loads a resumed checkpoint's optimizer state into the optimizer as it is at setup, with
         phase 0's groups only, which fails for a checkpoint of a later phase. Load the resume's weights only; the
         scheduler loads the checkpoint again once it has rebuilt the groups (``restores_optimizer_in_place``)."""
         strategy: Any = self.pls_handle
-        original = vars(strategy).pop("load_checkpoint", None) or strategy.load_checkpoint
+        unpatch(strategy, "load_checkpoint")  # a fit that ended by an exception may have left its patch behind
+        original = strategy.load_checkpoint
         resumed = False
 
         def load_checkpoint(path: Any, weights_only: bool | None = None) -> Any:
@@ -139,14 +160,22 @@ class FSDPStrategyAdapter(UnwrappedNamesStrategyAdapter):
             if resumed or not resuming or trainer.state.fn != TrainerFn.FITTING:
                 return original(path, weights_only)
             resumed = True  # the resume's own load happens once; restore_best's later loads are left alone
-            state = trainer.state
-            state.fn = TrainerFn.VALIDATING  # Lightning's FSDP loads optimizer state only while fitting
-            try:
+            with optimizer_state_left_out(trainer):
                 return original(path, weights_only)
-            finally:
-                state.fn = TrainerFn.FITTING
 
+        setattr(load_checkpoint, PATCHED_BY_SCHEDULER, True)
         strategy.load_checkpoint = load_checkpoint
+
+    @override
+    def on_fit_teardown(self) -> None:
+        """Give the strategy back its own checkpoint loading and the user's wrapping policy."""
+        strategy: Any = self.pls_handle
+        unpatch(strategy, "load_checkpoint")
+        if self._policy_replaced:
+            strategy.kwargs["auto_wrap_policy"] = self._user_policy
+            if self._user_policy is None:
+                del strategy.kwargs["auto_wrap_policy"]
+            self._user_policy, self._policy_replaced = None, False
 
     # -- schedules -----------------------------------------------------------------------------------------------
 
@@ -154,7 +183,11 @@ class FSDPStrategyAdapter(UnwrappedNamesStrategyAdapter):
     def validate_ft_sched(self) -> Result[ResolvedSchedule, Diagnostics]:
         """Validate as usual; with ``use_orig_params=False`` also check that no phase splits a flat parameter."""
         resolved = super().validate_ft_sched()
-        if self.use_orig_params or not is_successful(resolved) or self.translated is None:
+        # A module's own configure_model decides its wrapping: the policy cannot predict the units then (FSDP
+        # itself refuses a unit with mixed requires_grad when it wraps).
+        if self.use_orig_params or self._own_configure_model() or not is_successful(resolved):
+            return resolved
+        if self.translated is None:
             return resolved
         canonical = self.translated.canonical
         strategy: Any = self.pls_handle

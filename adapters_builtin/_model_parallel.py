@@ -11,7 +11,7 @@ from torch import nn
 from typing_extensions import override
 
 from finetuning_scheduler.core import Diagnostics, ShardingPlan, plan_sharding
-from finetuning_scheduler.shell.lightning import ScheduleValidationError
+from finetuning_scheduler.shell.lightning import PATCHED_BY_SCHEDULER, ScheduleValidationError, unpatch
 
 from ._names import UnwrappedNamesStrategyAdapter
 from ._sharding import activation_checkpoint_mode, apply_activation_checkpointing, module_names, tie_problems
@@ -92,7 +92,13 @@ class ModelParallelStrategyAdapter(UnwrappedNamesStrategyAdapter):
             self.apply_plan()
 
         setattr(configure_model, _OWN_CONFIGURE_MODEL, own)
+        setattr(configure_model, PATCHED_BY_SCHEDULER, True)
         module.configure_model = configure_model  # type: ignore[method-assign]
+
+    @override
+    def on_fit_teardown(self) -> None:
+        """Give the module back its own ``configure_model`` (a later ``validate`` or fit must not apply this plan)."""
+        unpatch(self.pl_module, "configure_model")
 
     def apply_plan(self) -> None:
         """``fully_shard`` each module of the plan over the data-parallel mesh (after its activation checkpointing)."""

@@ -48,7 +48,15 @@ def tie_problems(module: nn.Module, units: Iterable[str]) -> Diagnostics:
     aliases = inventory(module).aliases
     if not aliases:
         return ()
-    return split_ties(units_of(every_param_name(module), units), aliases)
+    # A module registered under two names is one unit under both: name each unit by its module's first name.
+    sharded = {id(module.get_submodule(name)) for name in units}
+    first_name: dict[int, str] = {}
+    unit_name: dict[str, str] = {"": ""}
+    for name, child in module.named_modules(remove_duplicate=False):
+        if id(child) in sharded:
+            unit_name[name] = first_name.setdefault(id(child), name)
+    owners = units_of(every_param_name(module), [name for name in unit_name if name])
+    return split_ties({param: unit_name[unit] for param, unit in owners.items()}, aliases)
 
 
 ACTIVATION_CHECKPOINT_MODES = ("composable", "wrapped", "wrapped_offload")
@@ -101,8 +109,8 @@ def predicted_fsdp_units(root: nn.Module, policy: Any, mixed_precision: Any = No
 
     The policy is asked as FSDP asks it: a ``_Policy`` (``ModuleWrapPolicy``, ``CustomPolicy``) through its own
     ``_run_policy``, a callable policy (``size_based_auto_wrap_policy``) by a dry run of FSDP's recursive wrap that
-    records instead of wrapping. With mixed precision, FSDP wraps the modules it keeps in full precision (BatchNorm)
-    on their own too. The root is always a unit and is not listed.
+    records instead of wrapping. With a policy and mixed precision, FSDP wraps the modules it keeps in full precision
+    (BatchNorm) on their own too. The root is always a unit and is not listed.
 
     >>> from torch.distributed.fsdp.wrap import ModuleWrapPolicy
     >>> predicted_fsdp_units(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)), ModuleWrapPolicy({nn.Linear}))
@@ -126,6 +134,6 @@ def predicted_fsdp_units(root: nn.Module, policy: Any, mixed_precision: Any = No
             return module
 
         _recursive_wrap(root, policy, record, set(), set(), only_wrap_children=True)
-    if keep_full and (policy is None or isinstance(policy, _Policy)):
+    if keep_full and isinstance(policy, _Policy):  # without any policy FSDP wraps nothing on its own
         targets |= {id(module) for module in root.modules() if isinstance(module, keep_full)}
     return [name for name, module in root.named_modules() if name and id(module) in targets]

@@ -79,6 +79,16 @@ def _matches(key: str, pattern: re.Pattern[str], names: list[str], where: Locati
     return (error("fsdp-plan-no-match", message, where, hint),)
 
 
+def _malformed_entry(key: object, own: object, where: Location) -> Diagnostics:
+    if not isinstance(key, str) or not key:
+        hint = "name a submodule (the root cannot be sharded by the plan: shard it in configure_model)"
+        return (error("fsdp-plan-key", f"fsdp_plan key {key!r} must be a non-empty module name or regex", where, hint),)
+    if own is not None and not isinstance(own, Mapping):
+        message = f"fsdp_plan[{key!r}] must be a mapping of fully_shard keyword arguments, got {own!r}"
+        return (error("fsdp-plan-value", message, where, "write {} for the defaults"),)
+    return ()
+
+
 def _choose(
     name: str, key: str, kwargs: Mapping[str, Any], chosen: dict[str, ShardDirective], skipped: frozenset[str]
 ) -> Diagnostics:
@@ -124,6 +134,10 @@ def plan_sharding(
     chosen: dict[str, ShardDirective] = {}
     for key, own in plan.items():
         where = Location(None, "fsdp_plan", subpath=(key,))
+        malformed = _malformed_entry(key, own, where)
+        if malformed:
+            problems += malformed
+            continue
         pattern = _compiled(str(key), where)
         matched = _matches(str(key), pattern, names, where) if isinstance(pattern, re.Pattern) else pattern
         if not isinstance(matched, list):

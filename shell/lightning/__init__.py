@@ -7,12 +7,14 @@ phase engine (``shell.engine``); adapters reach them through the small view in `
 from ._adapters import STRATEGY_ADAPTERS, AdapterRegistry, load_adapter, make_adapter, strategy_flag_of
 from ._callbacks import FTSCheckpoint, FTSEarlyStopping
 from ._errors import LightningCheckpointMismatchError, ScheduleValidationError
+from ._fit_steps import PATCHED_BY_SCHEDULER, optimizer_state_left_out, unpatch
 from ._fts import FinetuningScheduler, TransitionRecord
 from ._naming import NameMapAdapterMixin, NameTranslationError
 from ._strategy_adapter import StrategyAdapter
 from ._views import SchedulerView
 
 __all__ = [
+    "PATCHED_BY_SCHEDULER",
     "STRATEGY_ADAPTERS",
     "AdapterRegistry",
     "FTSCheckpoint",
@@ -27,5 +29,7 @@ __all__ = [
     "TransitionRecord",
     "load_adapter",
     "make_adapter",
+    "optimizer_state_left_out",
     "strategy_flag_of",
+    "unpatch",
 ]

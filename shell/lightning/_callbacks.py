@@ -38,13 +38,6 @@ PER_PROCESS_KEY = "per_process_states"
 """The checkpoint key under which a phase-aware callback keeps every process's state (a list, by rank)."""
 
 
-def _distributed_world() -> tuple[int, int]:
-    """This process's rank and the world size (``(0, 1)`` without a process group)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return 0, 1
-    return torch.distributed.get_rank(), torch.distributed.get_world_size()
-
-
 def _on_cpu(value: Any) -> Any:
     """A state with its tensors moved to the CPU (so any rank, or a CPU-only resume, can load it)."""
     if isinstance(value, Tensor):
@@ -56,33 +49,32 @@ def _on_cpu(value: Any) -> Any:
     return value
 
 
-def with_every_process(own: dict[str, Any]) -> dict[str, Any]:
+def with_every_process(own: dict[str, Any], world: int = 1) -> dict[str, Any]:
     """This process's callback state, plus the list of every process's under :data:`PER_PROCESS_KEY`.
 
     A metric logged without ``sync_dist=True`` differs between processes, so does each process's early-stopping
     and top-k state. Lightning writes rank 0's checkpoint only, and a resumed process would otherwise start from
     rank 0's state and take other decisions than it did. Every process calls ``state_dict`` when a checkpoint is
-    saved, so gathering here is safe. Without a process group the state is returned unchanged:
+    saved, so gathering here is safe. ``world`` is the fit's number of processes (the trainer's, not whatever
+    process group happens to exist); with one the state is returned unchanged:
 
     >>> with_every_process({"wait_count": 1})
     {'wait_count': 1}
     """
-    _, world = _distributed_world()
-    if world == 1:
+    if world == 1 or not torch.distributed.is_initialized():
         return own
     gathered: list[Any] = [None] * world
     torch.distributed.all_gather_object(gathered, _on_cpu(own))
     return {**own, PER_PROCESS_KEY: gathered}
 
 
-def own_process_state(state: dict[str, Any]) -> dict[str, Any]:
+def own_process_state(state: dict[str, Any], rank: int = 0, world: int = 1) -> dict[str, Any]:
     """The state this process saved, when the checkpoint has one per process and the world size is unchanged;
     otherwise the checkpoint's top-level state (rank 0's).
 
-    >>> own_process_state({"wait_count": 0, PER_PROCESS_KEY: [{"wait_count": 0}, {"wait_count": 2}]})
-    {'wait_count': 0}
+    >>> own_process_state({"wait_count": 0, PER_PROCESS_KEY: [{"wait_count": 0}, {"wait_count": 2}]}, 1, 2)
+    {'wait_count': 2}
     """
-    rank, world = _distributed_world()
     per_process = state.get(PER_PROCESS_KEY)
     if isinstance(per_process, list) and len(per_process) == world and isinstance(per_process[rank], dict):
         return dict(per_process[rank])
@@ -98,12 +90,14 @@ class _ConnectsToScheduler(Callback):
 
     finetuningscheduler_callback: SchedulerView | None = None
     _fts_setup_done = False
+    _rank, _world = 0, 1  # this process and the fit's number of processes, for per-process checkpoint state
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self._fts_setup_done:
             return
         self.finetuningscheduler_callback = find_scheduler(trainer, type(self))
+        self._rank, self._world = trainer.global_rank, trainer.world_size
         self._connect(self.finetuningscheduler_callback)
         super().setup(trainer, pl_module, stage)
         self._fts_setup_done = True
@@ -114,6 +108,7 @@ class _ConnectsToScheduler(Callback):
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._fts_setup_done = False
+        self._rank, self._world = 0, 1
         super().teardown(trainer, pl_module, stage)
 
 
@@ -190,12 +185,13 @@ class FTSEarlyStopping(_ConnectsToScheduler, EarlyStopping):
         ``final_phase`` is not saved: it follows from the depth and the (possibly different) ``max_depth`` of the
         resumed fit, and the scheduler sets it.
         """
-        return with_every_process({**super().state_dict(), "es_phase_complete": self.es_phase_complete})
+        own = {**super().state_dict(), "es_phase_complete": self.es_phase_complete}
+        return with_every_process(own, self._world)
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore Lightning's state and the phase signal (this process's own, where the checkpoint has it)."""
-        state_dict = own_process_state(state_dict)
+        state_dict = own_process_state(state_dict, self._rank, self._world)
         super().load_state_dict(state_dict)
         self.es_phase_complete = bool(state_dict.get("es_phase_complete", False))
 
@@ -261,7 +257,7 @@ class FTSCheckpoint(_ConnectsToScheduler, ModelCheckpoint):
                 self.best_ckpt_depth = fts.curr_depth
         state = super().state_dict()
         depths = {"current_ckpt_depth": self.current_ckpt_depth, "best_ckpt_depth": self.best_ckpt_depth}
-        return with_every_process({**state, **depths})
+        return with_every_process({**state, **depths}, self._world)
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -274,7 +270,7 @@ class FTSCheckpoint(_ConnectsToScheduler, ModelCheckpoint):
         Like Lightning's own loading, a partial state keeps the current value of whatever it lacks (a state saved
         before a key existed, or written by hand) instead of failing on the missing key.
         """
-        state_dict = own_process_state(state_dict)
+        state_dict = own_process_state(state_dict, self._rank, self._world)
         moved = state_dict.get("dirpath", self.dirpath) != self.dirpath
         complete = {"best_model_score": self.best_model_score, "best_model_path": self.best_model_path, **state_dict}
         with warnings.catch_warnings():

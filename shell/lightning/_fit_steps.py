@@ -5,15 +5,17 @@ adapter, check for one optimizer with a supported LR scheduler, enforce phase 0 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.strategies import Strategy
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.types import LRSchedulerConfig
@@ -37,19 +39,43 @@ _CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(LRSchedule
 def route_model_loading(strategy: Strategy, adapter: StrategyAdapter) -> None:
     """Make the strategy load model weights through the adapter (Lightning restores the model on resume before any
     callback hook could translate the checkpoint). :func:`unroute_model_loading` undoes it at teardown."""
-    original = vars(strategy).pop("load_model_state_dict", None) or strategy.load_model_state_dict
+    unroute_model_loading(strategy)  # a fit that ended by an exception may have left its routing behind
+    original = strategy.load_model_state_dict
     adapter.strategy_model_loader = original
 
     def load_through_adapter(checkpoint: Mapping[str, Any], strict: bool = True) -> None:
         adapter.load_model_state_dict(checkpoint, strict=strict)
 
+    setattr(load_through_adapter, PATCHED_BY_SCHEDULER, True)
     strategy.load_model_state_dict = load_through_adapter  # type: ignore[method-assign]
 
 
 def unroute_model_loading(strategy: Strategy) -> None:
-    """Give the strategy its own model (and checkpoint) loading back."""
-    vars(strategy).pop("load_model_state_dict", None)
-    vars(strategy).pop("load_checkpoint", None)  # an adapter's deferral of a resume's optimizer state
+    """Give the strategy its own model loading back (only a method this package patched is removed)."""
+    unpatch(strategy, "load_model_state_dict")
+
+
+PATCHED_BY_SCHEDULER = "__patched_by_finetuning_scheduler__"
+"""Marks a method this package installed on an object, so that only such a method is ever removed again."""
+
+
+def unpatch(owner: object, name: str) -> None:
+    """Remove the instance attribute ``name`` if this package installed it (see :data:`PATCHED_BY_SCHEDULER`)."""
+    if getattr(vars(owner).get(name), PATCHED_BY_SCHEDULER, False):
+        del vars(owner)[name]
+
+
+@contextlib.contextmanager
+def optimizer_state_left_out(trainer: Trainer) -> Iterator[None]:
+    """Lightning's FSDP (and distributed) checkpoint loading fills the optimizer only while fitting: within this
+    block it loads the model alone (for a resume before the phases' groups exist, or a weights-only restore)."""
+    state = trainer.state
+    was = state.fn
+    state.fn = TrainerFn.VALIDATING
+    try:
+        yield
+    finally:
+        state.fn = was
 
 
 def check_optimizers(trainer: Trainer, allow_untested: bool) -> None:
@@ -93,7 +119,11 @@ def restore_best_checkpoint(trainer: Trainer, adapter: StrategyAdapter, path: st
     """Reload the best checkpoint's weights (through the adapter) and its optimizer state onto the first
     ``keep_groups`` param groups (the engine adds the later phases' groups again afterwards); ``None``: the weights
     only (the phase replaces the optimizer, whose saved state may be another class's)."""
-    if Path(path).is_dir() or (adapter.restores_optimizer_in_place and keep_groups is not None):
+    if adapter.restores_optimizer_in_place and keep_groups is None:
+        with optimizer_state_left_out(trainer):  # the optimizer about to be replaced keeps out of it
+            trainer.strategy.load_checkpoint(path)
+        return
+    if Path(path).is_dir() or adapter.restores_optimizer_in_place:
         _restore_distributed_checkpoint(trainer, adapter, Path(path), keep_groups)
         return
     checkpoint = trainer.strategy.load_checkpoint(path)
@@ -207,16 +237,19 @@ def warn_unused_lambdas(engine: PhaseEngine) -> None:
 
 
 __all__ = [
+    "PATCHED_BY_SCHEDULER",
     "check_optimizers",
     "enforce_phase0",
     "implicit_reinit",
     "install_reinitialised",
     "log_fit_metrics",
+    "optimizer_state_left_out",
     "reload_distributed_optimizer_state",
     "restore_best_checkpoint",
     "route_model_loading",
     "saved_group_sizes",
     "thaw_logger",
+    "unpatch",
     "unroute_model_loading",
     "warn_unused_lambdas",
 ]

@@ -268,8 +268,18 @@ class FinetuningScheduler(Callback):
 
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Give the strategy its own model loading back."""
+        """Give the strategy its own model loading back, and let the adapter undo its own changes."""
+        self._release(trainer)
+
+    @override
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """Lightning calls no ``teardown`` after an exception: release the strategy and the module here too."""
+        self._release(trainer)
+
+    def _release(self, trainer: Trainer) -> None:
         unroute_model_loading(trainer.strategy)
+        if self.strategy_adapter is not None:
+            self.strategy_adapter.on_fit_teardown()
 
     def _prepare_early_stopping(self) -> None:
         # A new fit starts with no phase converged; final_phase follows the depth (_sync_final_phase).

@@ -32,7 +32,8 @@ class StrategyAdapter:
     """Adapts the scheduler to a training strategy or a parameter naming.
 
     Lifecycle (in call order): ``connect``, ``on_before_init_fts``, ``validate_ft_sched`` (or
-    ``gen_ft_schedule`` first in implicit mode), ``on_after_init_fts``, ``on_before_fts_fit_start``; at every thaw
+    ``gen_ft_schedule`` first in implicit mode), ``on_after_init_fts``, ``on_before_fts_fit_start``, and
+    ``on_fit_teardown`` when the fit ends (also after an exception); at every thaw
     ``fts_optim_transform``, then ``on_trainable_changed`` once a phase (or a resumed fit) is in place; when the
     best checkpoint is restored ``before_restore_model``, ``load_model_state_dict`` and
     ``on_before_restore_optimizers_and_lrs``; whenever a checkpoint is saved ``lightning_module_state_dict``, and
@@ -83,6 +84,10 @@ class StrategyAdapter:
 
     def on_before_fts_fit_start(self) -> None:
         """Called at the start of ``on_fit_start``, before the optimizer is checked."""
+
+    def on_fit_teardown(self) -> None:
+        """Called when the fit ends, normally or by an exception: undo what the adapter changed on the strategy or
+        the module (patched methods, wrapping policies), so that neither keeps a reference to this fit."""
 
     # -- schedules -----------------------------------------------------------------------------------------------
 

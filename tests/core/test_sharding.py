@@ -74,3 +74,11 @@ def test_a_phase_per_unit_never_conflicts_and_moving_one_parameter_out_always_do
         moved = crowded[0][-1]
         split = [[p for p in phase if p != moved] for phase in phases] + [[moved]]
         assert len(flat_parameter_conflicts(owner, split)) == 1
+
+
+def test_an_empty_key_or_a_value_that_is_not_a_mapping_is_a_located_error() -> None:
+    problems = plan_sharding({"": {}, "model": ["reshard"]}, None, MODULES).failure()  # type: ignore[dict-item]
+    assert [(p.code, str(p.location)) for p in problems] == [
+        ("fsdp-plan-key", "fsdp_plan."),
+        ("fsdp-plan-value", "fsdp_plan.model"),
+    ]

@@ -77,15 +77,19 @@ class RankReport(pl.Callback):
     def __init__(self, out: Path, name: str) -> None:
         self.out, self.name = out, name
         self.depths: dict[int, int] = {}
+        self.best: dict[int, str] = {}
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.depths[trainer.current_epoch] = _scheduler(trainer).curr_depth
+        checkpoint = trainer.checkpoint_callback
+        self.best[trainer.current_epoch] = Path(getattr(checkpoint, "best_model_path", "") or "-").name
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         fts = _scheduler(trainer)
         report: dict[str, Any] = {
             "world": trainer.world_size,
             "depths": self.depths,
+            "best": self.best,  # the checkpoint restore_best would reload, as this process sees it
             "final_depth": fts.curr_depth,
             "history": [(change.epoch, change.depth, change.reason.name) for change in fts.transition_history],
             "groups": [len(group["params"]) for group in trainer.optimizers[0].param_groups],

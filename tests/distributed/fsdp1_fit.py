@@ -53,14 +53,19 @@ def main() -> None:
     parser.add_argument("--orig", action="store_true")
     parser.add_argument("--split", action="store_true")
     parser.add_argument("--partial", action="store_true", help="no phase names model.0 and model.1")
+    parser.add_argument("--reinit", action="store_true", help="phase 2 brings a new optimizer (SGD)")
+    parser.add_argument("--bad-awp", action="store_true", help="awp_overrides that match nothing")
     parser.add_argument("--resume")
     parser.add_argument("--gpu", action="store_true", help="Lightning's own FSDPStrategy on one CUDA device")
     args = parser.parse_args()
     pl.seed_everything(11)
+    schedule: dict[int, Any] = SPLIT if args.split else {0: ALIGNED[0], 1: ALIGNED[1]} if args.partial else ALIGNED
+    if args.reinit:
+        new_optimizer = {"optimizer_init": {"class_path": "torch.optim.SGD", "init_args": {"lr": 1e-3}}}
+        schedule = {**schedule, 2: {**schedule[2], "new_optimizer": new_optimizer}}
+    overrides = ["model.nothing", "model.(", r"model\.3$"] if args.bad_awp else [r"model\.3$"]
     fts = FinetuningScheduler(
-        ft_schedule=SPLIT if args.split else {0: ALIGNED[0], 1: ALIGNED[1]} if args.partial else ALIGNED,
-        epoch_transitions_only=True,
-        strategy_adapter_cfg={"awp_overrides": [r"model\.3$"]},
+        ft_schedule=schedule, epoch_transitions_only=True, strategy_adapter_cfg={"awp_overrides": overrides}
     )
     fsdp = FSDPStrategy if args.gpu else CPUFSDPStrategy
     strategy = fsdp(auto_wrap_policy={nn.Linear}, use_orig_params=not args.flat)
@@ -77,6 +82,7 @@ def main() -> None:
             "history": [(change.epoch, change.depth, change.restored_best) for change in fts.transition_history],
             "groups": [len(group["params"]) for group in trainer.optimizers[0].param_groups],
             "trainable": sorted(fts.strategy_adapter.logical_param_translation(list(fts.trainable()))),
+            "optimizer": type(trainer.optimizers[0]).__name__,
             "units": sorted(n for n, m in model.named_modules() if type(m).__name__ == "FullyShardedDataParallel"),
         }
         (args.out / f"{args.name}.json").write_text(json.dumps(result))

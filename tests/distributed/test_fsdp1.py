@@ -63,8 +63,19 @@ def test_a_schedule_splitting_a_flat_parameter_is_rejected_at_setup_with_the_fix
     ) in done.stderr
     assert "or use FSDPStrategy(use_orig_params=True)" in done.stderr
     assert not (tmp_path / "ck").exists()  # before any training step
+    bad = _run(tmp_path / "bad", "bad", "--flat", "--bad-awp")
+    assert bad.returncode != 0
+    assert "error[awp-no-match] awp_overrides.model.nothing: The module or regex 'model.nothing'" in bad.stderr
+    assert "error[invalid-regex] awp_overrides.model.(" in bad.stderr
     allowed = _fit(tmp_path, "split_orig", "--orig", "--split")  # mixed requires_grad is fine with original params
     assert allowed["history"] == [[1, 1, True], [2, 2, True]]
+
+
+def test_a_new_optimizer_restores_the_best_checkpoints_weights_only(tmp_path: Path) -> None:
+    # The best checkpoint holds AdamW state, phase 2 brings SGD: only the weights may be restored.
+    result = _fit(tmp_path, "reinit", "--flat", "--reinit")
+    assert result["history"] == [[1, 1, True], [2, 2, True]] and result["optimizer"] == "SGD"
+    assert result["groups"] == [1, 1, 2]
 
 
 def test_parameters_no_phase_names_are_reported_and_stay_frozen(tmp_path: Path) -> None:

@@ -17,10 +17,18 @@ SCRIPT = Path(__file__).with_name("tied_sharded_fit.py")
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
 
-def _fit(out: Path, name: str, devices: int, resume_from: Path | None = None, kind: str = "fsdp2") -> dict[str, object]:
+def _run(
+    out: Path, name: str, devices: int, resume_from: Path | None, kind: str, plan: str
+) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, str(SCRIPT), str(out), name, str(devices), *([str(resume_from)] if resume_from else [])]
-    env = {**os.environ, "FTS_TEST_STRATEGY": kind}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=out, env=env)
+    env = {**os.environ, "FTS_TEST_STRATEGY": kind, "FTS_TEST_PLAN": plan}
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=out, env=env)
+
+
+def _fit(
+    out: Path, name: str, devices: int, resume_from: Path | None = None, kind: str = "fsdp2", plan: str = "plain"
+) -> dict[str, object]:
+    done = _run(out, name, devices, resume_from, kind, plan)
     assert done.returncode == 0, done.stderr[-3000:]
     return dict(json.loads((out / f"{name}.json").read_text()))
 
@@ -63,3 +71,21 @@ def test_fsdp1_trains_the_tied_model_as_fsdp2_does(fsdp2_run: tuple[Path, dict[s
     assert fsdp1["trainable"] == fsdp2["trainable"]  # logical names, whatever the flattening
     assert fsdp1["groups"] == ([1, 1, 1] if kind == "fsdp1-flat" else fsdp2["groups"])  # one flat parameter per unit
     assert _max_difference(out, "two_rank0", f"{kind}_rank0") < 1e-5
+
+
+def test_activation_checkpointing_in_the_plan_changes_names_not_training(
+    fsdp2_run: tuple[Path, dict[str, object]],
+) -> None:
+    out, plain = fsdp2_run
+    checkpointed = _fit(out, "act_ckpt", 2, plan="act_ckpt")  # block 0 wrapped, block 1 composable
+    assert checkpointed["history"] == plain["history"] and checkpointed["trainable"] == plain["trainable"]
+    assert _max_difference(out, "two_rank0", "act_ckpt_rank0") == 0.0
+
+
+def test_a_plan_that_shards_tied_parameters_apart_is_rejected_at_setup(tmp_path: Path) -> None:
+    done = _run(tmp_path, "split", 2, None, "fsdp2", "split_tie")
+    assert done.returncode != 0
+    assert (
+        "error[fsdp-split-tie] fsdp_plan: 'model.lm_head.weight' is tied to 'model.wte.weight', but they would be "
+        "sharded in different units ('model.lm_head' and 'model')"
+    ) in done.stderr

@@ -33,7 +33,15 @@ SCHEDULE = {
     1: {"params": ["model.blocks.1.*"], "lr": 0.02, "max_transition_epoch": 4},
     2: {"params": ["model.blocks.0.*"], "lr": 0.01},
 }
-PLAN = {r"model\.blocks\.\d+$": {}, "model": {}}
+PLANS = {  # FTS_TEST_PLAN
+    "plain": {r"model\.blocks\.\d+$": {}, "model": {}},
+    "act_ckpt": {
+        r"model\.blocks\.0$": {"act_ckpt": ["wrapped"]},
+        r"model\.blocks\.1$": {"act_ckpt": ["composable"]},
+        "model": {},
+    },
+    "split_tie": {"model.lm_head": {}, "model": {}},  # shards the head apart from the embedding it is tied to
+}
 
 
 class TinyGPT(nn.Module):
@@ -85,7 +93,8 @@ def _strategy(kind: str, devices: int) -> tuple[Strategy, dict[str, Any]]:
     """The strategy and the adapter's options: FSDP2 through the plan, or FSDP1 (one unit per block; the tied
     embedding and head in the root unit), with original or flat parameters."""
     if kind == "fsdp2":
-        return ModelParallelStrategy(data_parallel_size=devices, tensor_parallel_size=1), {"fsdp_plan": PLAN}
+        plan = PLANS[os.environ.get("FTS_TEST_PLAN", "plain")]
+        return ModelParallelStrategy(data_parallel_size=devices, tensor_parallel_size=1), {"fsdp_plan": plan}
     fsdp = FSDPStrategy if os.environ.get("FTS_TEST_ACCELERATOR") == "cuda" else CPUFSDPStrategy
     return fsdp(auto_wrap_policy={nn.Sequential}, use_orig_params=kind == "fsdp1"), {}
 
