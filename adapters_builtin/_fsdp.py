@@ -109,6 +109,7 @@ class FSDPStrategyAdapter(UnwrappedNamesStrategyAdapter):
     def on_before_init_fts(self) -> None:
         """Defer a resume's optimizer state; add ``awp_overrides`` to the wrapping policy (all bad entries at once)."""
         self._defer_resumed_optimizer_state()
+        self._keep_flat_optimizer_state_names()
         module = self.pl_module
         if self.awp_overrides and self._own_configure_model():
             rank_zero_warn(
@@ -166,11 +167,39 @@ class FSDPStrategyAdapter(UnwrappedNamesStrategyAdapter):
         setattr(load_checkpoint, PATCHED_BY_SCHEDULER, True)
         strategy.load_checkpoint = load_checkpoint
 
+    def _keep_flat_optimizer_state_names(self) -> None:
+        """With flat parameters, Lightning's full optimizer state fails to save: it re-keys the state by parameter
+        index, and a flat parameter has several names. Keep FSDP's own (logical-name) keys, which Lightning's
+        loading accepts."""
+        strategy: Any = self.pls_handle
+        unpatch(strategy, "optimizer_state")
+        if self.use_orig_params or getattr(strategy, "_state_dict_type", "full") != "full":
+            return
+
+        def optimizer_state(optimizer: Any) -> dict[str, Any]:
+            from torch.distributed.fsdp import FullOptimStateDictConfig, FullStateDictConfig, StateDictType
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP  # noqa: N817
+
+            # Offloading to the CPU on a CPU device would skip the copy of the gathered state (torch relies on it).
+            offload = strategy.root_device.type != "cpu"
+            context = FSDP.state_dict_type(
+                strategy.model,
+                StateDictType.FULL_STATE_DICT,
+                FullStateDictConfig(offload_to_cpu=offload, rank0_only=True),
+                FullOptimStateDictConfig(offload_to_cpu=offload, rank0_only=True),
+            )
+            with context:
+                return dict(FSDP.optim_state_dict(strategy.model, getattr(optimizer, "_optimizer", optimizer)))
+
+        setattr(optimizer_state, PATCHED_BY_SCHEDULER, True)
+        strategy.optimizer_state = optimizer_state
+
     @override
     def on_fit_teardown(self) -> None:
-        """Give the strategy back its own checkpoint loading and the user's wrapping policy."""
+        """Give the strategy back its own checkpoint loading and saving, and the user's wrapping policy."""
         strategy: Any = self.pls_handle
         unpatch(strategy, "load_checkpoint")
+        unpatch(strategy, "optimizer_state")
         if self._policy_replaced:
             strategy.kwargs["auto_wrap_policy"] = self._user_policy
             if self._user_policy is None:

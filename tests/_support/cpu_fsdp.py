@@ -4,7 +4,8 @@ Lightning refuses ``FSDPStrategy`` without CUDA, but only for the class itself: 
 things then need the overrides below: FSDP must be given ``device_id=cpu`` (Lightning passes the device index,
 ``None`` on CPU), and full state dicts must not be "offloaded to CPU" (on a CPU compute device that frees the
 storage the unsharded views point at, and skips the copy of gathered optimizer state). Full optimizer state keeps
-parameter-name keys (Lightning's re-keying to ids fails for flat parameters); Lightning's loading accepts them.
+parameter-name keys (Lightning's re-keying to ids fails for flat parameters; with ``use_orig_params=False`` the
+FSDP adapter installs its own fix, which is the code that runs then); Lightning's loading accepts them.
 """
 
 from __future__ import annotations
