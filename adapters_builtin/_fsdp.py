@@ -90,14 +90,20 @@ class FSDPStrategyAdapter(UnwrappedNamesStrategyAdapter):
         self._user_policy: Any = None
         self._policy_replaced = False
 
+    def _strategy_kwargs(self) -> dict[str, Any]:
+        """The FSDP strategy's keyword arguments; none when a schedule is checked without a Trainer (``validate``)."""
+        if getattr(self.fts_handle, "trainer", None) is None:
+            return {}
+        return dict(getattr(self.pls_handle, "kwargs", {}))
+
     @property
     def use_orig_params(self) -> bool:
         """Whether FSDP keeps the original parameters (Lightning's default) rather than flat ones only."""
-        return bool(getattr(self.pls_handle, "kwargs", {}).get("use_orig_params", True))
+        return bool(self._strategy_kwargs().get("use_orig_params", True))
 
     def _policy(self) -> Any:
         """The user's wrapping policy (never the one this adapter put in its place)."""
-        policy = getattr(self.pls_handle, "kwargs", {}).get("auto_wrap_policy")
+        policy = self._strategy_kwargs().get("auto_wrap_policy")
         return getattr(policy, _USER_POLICY, policy)
 
     def _own_configure_model(self) -> bool:

@@ -1,11 +1,21 @@
-"""The command line: ``python -m finetuning_scheduler COMMAND`` (and the ``fts-fc`` console script)."""
+"""The command line: ``python -m finetuning_scheduler COMMAND`` (and the ``finetuning-scheduler`` console script).
+
+Commands: ``demo`` (fine-tune a small model and show what happened), ``validate`` (check a schedule against a model
+without training), ``plan`` (what each phase will do), ``gen`` (write a default schedule). Exit status: 0 success,
+1 an invalid schedule, 2 a usage error (bad arguments, a model that cannot be built), said in one line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from . import demo
+from . import demo, gen, plan, validate
+from ._models import UsageError
+
+COMMANDS: dict[str, ModuleType] = {"demo": demo, "validate": validate, "plan": plan, "gen": gen}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -15,12 +25,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     Traceback (most recent call last):
     ...
     SystemExit: 0
+    >>> main(["gen", "--model", "no_such_module:build"])
+    2
     """
-    parser = argparse.ArgumentParser(prog="python -m finetuning_scheduler")
+    parser = argparse.ArgumentParser(prog="python -m finetuning_scheduler", description=__doc__.split("\n\n")[1])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo.add_arguments(commands.add_parser("demo", help=demo.SUMMARY, description=demo.SUMMARY))
+    for name, module in COMMANDS.items():
+        module.add_arguments(commands.add_parser(name, help=module.SUMMARY, description=module.SUMMARY))
     args = parser.parse_args(argv)
-    return demo.run(args)
+    try:
+        return int(COMMANDS[args.command].run(args))
+    except UsageError as problem:
+        print(f"{parser.prog} {args.command}: error: {problem}", file=sys.stderr)
+        return 2
 
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]

@@ -10,6 +10,7 @@ from ._errors import LightningCheckpointMismatchError, ScheduleValidationError
 from ._fit_steps import PATCHED_BY_SCHEDULER, optimizer_state_left_out, unpatch
 from ._fts import FinetuningScheduler, TransitionRecord
 from ._naming import NameMapAdapterMixin, NameTranslationError
+from ._schedule_setup import checked_schedule
 from ._strategy_adapter import StrategyAdapter
 from ._views import SchedulerView
 
@@ -27,6 +28,7 @@ __all__ = [
     "SchedulerView",
     "StrategyAdapter",
     "TransitionRecord",
+    "checked_schedule",
     "load_adapter",
     "make_adapter",
     "optimizer_state_left_out",

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore
 from returns.pipeline import is_successful
 
 from finetuning_scheduler.core import (
+    Diagnostics,
     ImplicitReinit,
     RawSchedule,
     ResolvedSchedule,
@@ -53,17 +54,10 @@ class ScheduleSetup:
         """The resolved schedule; every problem at once as one :class:`ScheduleValidationError` (the classes of its
         reinitialisation blocks, and the implicit ones, imported and tried as well)."""
         self.fts.raw_schedule = self._raw_schedule()
-        outcome = self.adapter.validate_ft_sched()
-        if not is_successful(outcome):  # the reinitialisation classes are reported with the other errors
-            extra = raw_reinit_problems(self.fts.raw_schedule, implicit, self.fts.allow_untested)
-            raise ScheduleValidationError(outcome.failure() + errors_only(extra))
-        resolved = outcome.unwrap()
-        found = reinit_problems(resolved, implicit, self.fts.allow_untested)
-        if errors_only(found):
+        resolved, found = checked_schedule(self.adapter, self.fts.raw_schedule, implicit, self.fts.allow_untested)
+        if resolved is None or errors_only(found):
             raise ScheduleValidationError(errors_only(found))
         for diagnostic in warnings_only(found):
-            rank_zero_warn(diagnostic.render())
-        for diagnostic in resolved.warnings:
             rank_zero_warn(diagnostic.render())
         self._save(resolved)
         return resolved
@@ -129,4 +123,17 @@ class ScheduleSetup:
             )
 
 
-__all__ = ["ScheduleSetup"]
+def checked_schedule(
+    adapter: StrategyAdapter, raw: RawSchedule | Mapping[Any, Any], implicit: ImplicitReinit, allow_untested: bool
+) -> tuple[ResolvedSchedule | None, Diagnostics]:
+    """Validate a schedule through the adapter (its ``fts_handle`` supplies the model and options), the classes of
+    its reinitialisation blocks imported and tried too: the resolved schedule (``None`` when invalid) and every
+    diagnostic, errors and warnings, in the order found. Used by the callback's setup and by ``validate``."""
+    outcome = adapter.validate_ft_sched()
+    if not is_successful(outcome):  # the reinitialisation classes are reported with the other errors
+        return None, outcome.failure() + errors_only(raw_reinit_problems(raw, implicit, allow_untested))
+    resolved = outcome.unwrap()
+    return resolved, reinit_problems(resolved, implicit, allow_untested) + resolved.warnings
+
+
+__all__ = ["ScheduleSetup", "checked_schedule"]
