@@ -1,7 +1,8 @@
 """The command line: ``python -m finetuning_scheduler COMMAND`` (and the ``finetuning-scheduler`` console script).
 
 Commands: ``demo`` (fine-tune a small model and show what happened), ``validate`` (check a schedule against a model
-without training), ``plan`` (what each phase will do), ``gen`` (write a default schedule). Exit status: 0 success,
+without training), ``plan`` (what each phase will do), ``gen`` (write a default schedule), ``plot`` (a run's
+phases as a picture). Exit status: 0 success,
 1 an invalid schedule, 2 a usage error (bad arguments, a model that cannot be built), said in one line.
 """
 
@@ -12,10 +13,10 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from . import demo, gen, plan, validate
+from . import demo, gen, plan, plot, validate
 from ._models import UsageError
 
-COMMANDS: dict[str, ModuleType] = {"demo": demo, "validate": validate, "plan": plan, "gen": gen}
+COMMANDS: dict[str, ModuleType] = {"demo": demo, "validate": validate, "plan": plan, "gen": gen, "plot": plot}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

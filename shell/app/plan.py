@@ -29,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _size(n_bytes: float) -> str:
+    """A byte count as people read it.
+
+    >>> _size(512), _size(8448), _size(3 * 2**30)
+    ('512 B', '8.2 KiB', '3.0 GiB')
+    """
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n_bytes < 1024 or unit == "TiB":
             return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"

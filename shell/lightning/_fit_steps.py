@@ -220,9 +220,18 @@ def thaw_logger(adapter: StrategyAdapter, log: logging.Logger) -> Callable[[int,
 
 
 def log_fit_metrics(trainer: Trainer, module: torch.nn.Module, depth: int) -> None:
-    """The depth and the number of trainable parameters, to every logger of the trainer."""
-    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    metrics = {"finetuning/depth": float(depth), "finetuning/trainable_params": float(trainable)}
+    """The depth, the number of trainable parameter elements and their share of the model, to every logger."""
+    if not trainer.loggers:
+        return
+    trainable = total = 0
+    for param in module.parameters():
+        total += param.numel()
+        trainable += param.numel() if param.requires_grad else 0
+    metrics = {
+        "finetuning/depth": float(depth),
+        "finetuning/trainable_params": float(trainable),
+        "finetuning/trainable_share": trainable / total if total else 0.0,
+    }
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=trainer.global_step)
 

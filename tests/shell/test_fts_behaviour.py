@@ -386,6 +386,8 @@ def test_depth_and_trainable_count_are_logged_each_epoch(tmp_path: Path) -> None
     assert depths == [0, 0, 0, 1, 2, 2]
     assert counts[0] == (32 * 2 + 2) + (32 * 32 + 32)  # phase 0: model.3 and model.2
     assert counts == sorted(counts) and counts[-1] == sum(p.numel() for p in BoringFTSModel().parameters())
+    shares = [float(r["finetuning/trainable_share"]) for r in rows if r.get("finetuning/trainable_share")]
+    assert shares[0] == counts[0] / counts[-1] and shares[-1] == 1.0
 
 
 # -- I. batch norm and early stopping --------------------------------------------------------------------------
