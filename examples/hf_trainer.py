@@ -1,6 +1,6 @@
 """Fine-tune a Hugging Face model in phases inside ``transformers.Trainer``, through a ``TrainerCallback``.
 
-Run it with ``python examples/hf_trainer.py`` (CPU, seconds; needs ``pip install 'finetuning-scheduler-fc[hf]'``).
+Run it with ``python examples/hf_trainer.py`` (CPU, seconds; needs ``pip install -e '.[hf]'``).
 The model is a tiny GPT-2 built from a config, trained on random tokens: nothing is downloaded.
 """
 

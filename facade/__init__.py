@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "FTSEarlyStopping": "finetuning_scheduler.shell.lightning._callbacks",
     "FinetuningScheduler": "finetuning_scheduler.shell.lightning._fts",
     "PhaseChange": "finetuning_scheduler.shell.engine._records",
+    "PhasePlateau": "finetuning_scheduler.shell.integrations.driver",
     "ScheduleDriver": "finetuning_scheduler.shell.integrations.driver",
     "ScheduleError": "finetuning_scheduler.shell.engine._errors",
     "ScheduleValidationError": "finetuning_scheduler.shell.lightning._errors",
@@ -34,6 +35,7 @@ __all__ = [
     "FTSEarlyStopping",
     "FinetuningScheduler",
     "PhaseChange",
+    "PhasePlateau",
     "ScheduleDriver",
     "ScheduleError",
     "ScheduleValidationError",
@@ -48,7 +50,7 @@ __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 if TYPE_CHECKING:
     from finetuning_scheduler.shell.engine._errors import CheckpointMismatchError, ScheduleError
     from finetuning_scheduler.shell.engine._records import EpochTrace, PhaseChange
-    from finetuning_scheduler.shell.integrations.driver import ScheduleDriver
+    from finetuning_scheduler.shell.integrations.driver import PhasePlateau, ScheduleDriver
     from finetuning_scheduler.shell.lightning._callbacks import FTSCheckpoint, FTSEarlyStopping
     from finetuning_scheduler.shell.lightning._errors import ScheduleValidationError
     from finetuning_scheduler.shell.lightning._fts import FinetuningScheduler, TransitionRecord

@@ -10,8 +10,9 @@ The reference side runs in a private venv, ``benchmarks/parity/_work/fts-venv`` 
 with ``finetuning-scheduler==2.14.1`` constrained by the repository's ``constraints.txt`` (the CPU torch) and the
 same Lightning version as the project venv. The project side runs with ``.venv/bin/python`` and the checkout on
 ``PYTHONPATH``. Each side is one subprocess executing ``scenario.py`` (``--isolate``: one per scenario); the two
-sides run in parallel. Traces land in ``_work/traces/<side>/<scenario>.json``; the report in ``REPORT.md`` and
-``report.json`` beside this file. This is a benchmark: it measures and reports; ``--fail-on-diff`` turns a
+sides run in parallel. Traces land in ``_work/traces/<side>/<scenario>.json``; the report in ``_work/REPORT.md``
+and ``_work/report.json`` (``--update-report`` writes the tracked ``REPORT.md`` and ``report.json`` beside this file
+instead). This is a benchmark: it measures and reports; ``--fail-on-diff`` turns a
 difference into exit status 1 for scripts that want it.
 """
 
@@ -588,6 +589,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reinstall", action="store_true", help="recreate the reference venv")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per side subprocess")
     parser.add_argument("--fail-on-diff", action="store_true", help="exit 1 when a scenario does not match")
+    parser.add_argument(
+        "--update-report",
+        action="store_true",
+        help="write REPORT.md and report.json beside this file (tracked); by default they go to _work/ (ignored)",
+    )
     return parser.parse_args(argv)
 
 
@@ -611,7 +617,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {n: compare(traces["fts"][n], traces["ours"][n]) for n in names}
     checks = {side: {n: section8_checks(n, traces[side][n]) for n in names} for side in SIDES}
     report = render_report(names, traces, results, checks, runs, args.only)
-    (HERE / "REPORT.md").write_text(report)
+    reports = HERE if args.update_report else WORK
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "REPORT.md").write_text(report)
     summary = {
         "only": args.only,
         "runs": runs,
@@ -624,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in names
         },
     }
-    (HERE / "report.json").write_text(json.dumps(summary, indent=1, default=str))
+    (reports / "report.json").write_text(json.dumps(summary, indent=1, default=str))
     print(report)
     mismatched = [n for n in names if results[n]["match"] is not True]
     return 1 if args.fail_on_diff and args.only == "both" and mismatched else 0

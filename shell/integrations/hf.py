@@ -1,6 +1,6 @@
 """Phased fine-tuning in the Hugging Face ``transformers.Trainer``: a ``TrainerCallback`` around the driver.
 
-Importing this module needs ``transformers`` (``pip install 'finetuning-scheduler-fc[hf]'``); the package facade
+Importing this module needs ``transformers`` (``pip install -e '.[hf]'``); the package facade
 never imports it. No Lightning import here either.
 
     callback = FinetuningCallback(model, "schedule.yaml")     # freezes the model and thaws phase 0 now
@@ -27,10 +27,14 @@ import math
 from collections.abc import Callable
 from typing import Any, cast
 
+import attrs
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from typing_extensions import override
 
+from finetuning_scheduler.core import Diagnostic
+
+from ..engine import ScheduleError
 from .driver import EpochTrace, PhasePlateau, ScheduleDriver, ScheduleSource
 
 
@@ -39,6 +43,20 @@ def decay_parameter_names(model: nn.Module) -> frozenset[str]:
     # get_decay_parameter_names reads only its `model` argument (transformers 4.40 to 5.x); call it unbound so the
     # split follows the installed version's rule exactly.
     return frozenset(Trainer.get_decay_parameter_names(cast(Trainer, None), model))
+
+
+_NO_MONITOR_HINT = (
+    "give every phase a max_transition_epoch, or pass FinetuningCallback(monitor='eval_loss') (any metric the "
+    "Trainer evaluates) so that a plateau ends a phase"
+)
+
+
+def _in_callback_terms(diagnostic: Diagnostic) -> Diagnostic:
+    """The driver's hint names its own option (epoch_transitions_only), which a user of this callback never set."""
+    if diagnostic.code != "missing-max-transition-epoch":
+        return diagnostic
+    message = "FinetuningCallback has no monitor, so only a max_transition_epoch can end this phase, and it has none"
+    return attrs.evolve(diagnostic, message=message, hint=_NO_MONITOR_HINT)
 
 
 class FinetuningCallback(TrainerCallback):
@@ -73,10 +91,16 @@ class FinetuningCallback(TrainerCallback):
         driver_options.setdefault("apply_lambdas", True)
         # The Trainer steps the optimizer it built itself: a phase cannot hand it a new one, so such blocks are errors.
         driver_options["reinit"] = False
+        epochs_only_chosen = "epoch_transitions_only" in driver_options
         driver_options.setdefault("epoch_transitions_only", monitor is None)
         self._custom_no_decay = "no_decay" in driver_options
         self._custom_weight_decay = "weight_decay" in driver_options
-        self.driver = ScheduleDriver(model, schedule, **driver_options)
+        try:
+            self.driver = ScheduleDriver(model, schedule, **driver_options)
+        except ScheduleError as problem:
+            if monitor is not None or epochs_only_chosen:
+                raise
+            raise ScheduleError(tuple(_in_callback_terms(d) for d in problem.diagnostics)) from None
         self.monitor = monitor
         self.plateau = PhasePlateau(patience, min_delta, "max" if greater_is_better else "min")
         self.on_trace = on_trace

@@ -184,3 +184,14 @@ def test_a_schedule_that_reinitialises_the_optimizer_is_refused_for_the_trainer(
     }
     with pytest.raises(ScheduleError, match=r"unsupported-reinit"):
         FinetuningCallback(model, schedule)
+
+
+def test_a_phase_without_an_epoch_and_no_monitor_says_what_to_give_the_callback() -> None:
+    from finetuning_scheduler import ScheduleError
+
+    schedule = {0: {"params": ["transformer.h.1.*"]}, 1: {"params": ["transformer.h.0.*"]}}
+    with pytest.raises(ScheduleError) as raised:
+        FinetuningCallback(hf_example.tiny_gpt2(), schedule)
+    message = str(raised.value)
+    assert "error[missing-max-transition-epoch] phase 0" in message
+    assert "FinetuningCallback(monitor='eval_loss')" in message and "epoch_transitions_only" not in message
