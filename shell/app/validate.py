@@ -21,9 +21,13 @@ from ._offline import check_offline, offline_adapter
 SUMMARY = "check a fine-tuning schedule against a model, without training (the model is built on the meta device)"
 
 
-def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
-    """The schedule and how to read it: shared by ``validate`` and ``plan``."""
-    parser.add_argument("schedule", type=Path, metavar="SCHEDULE", help="the YAML schedule file")
+def add_schedule_arguments(parser: argparse.ArgumentParser, many: bool = False) -> None:
+    """The schedule and how to read it: shared by ``validate`` (several files: a pre-commit hook passes them all)
+    and ``plan``."""
+    if many:
+        parser.add_argument("schedules", type=Path, nargs="+", metavar="SCHEDULE", help="YAML schedule files")
+    else:
+        parser.add_argument("schedule", type=Path, metavar="SCHEDULE", help="the YAML schedule file")
     add_model_arguments(parser)
     parser.add_argument("--adapter", metavar="REF", help="a strategy adapter (entry-point name, module:Class)")
     parser.add_argument("--strategy", metavar="FLAG", help="the strategy flag whose adapter to use (e.g. fsdp)")
@@ -32,20 +36,24 @@ def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    add_schedule_arguments(parser)
+    add_schedule_arguments(parser, many=True)
     parser.add_argument("--format", choices=("text", "json"), default="text", help="diagnostics as text or JSON")
     return parser
 
 
-def resolve_for(args: argparse.Namespace) -> tuple[ResolvedSchedule | None, Diagnostics, Any]:
-    """Read the schedule, build the model, check one against the other: (resolved or None, diagnostics, model)."""
-    raw = read_schedule(args.schedule)
+def resolve_for(
+    args: argparse.Namespace, schedule: Path | None = None, model: Any = None
+) -> tuple[ResolvedSchedule | None, Diagnostics, Any]:
+    """Read the schedule, build the model (unless given), check one against the other: (resolved or None,
+    diagnostics, model)."""
+    raw = read_schedule(schedule or args.schedule)
     if not raw.value_or(None):
         problems = raw.failure()
         if problems and problems[0].code == "schedule-file":
             raise UsageError(problems[0].message)
-        return None, problems, None
-    model = model_from_args(args, lambda text: print(text, file=sys.stderr))
+        return None, problems, model
+    if model is None:
+        model = model_from_args(args, lambda text: print(text, file=sys.stderr))
     adapter = offline_adapter(
         model, raw.unwrap(), args.adapter, args.strategy, parse_init_args(args.adapter_cfg), args.max_depth
     )
@@ -80,22 +88,29 @@ def _summary(path: Path, resolved: ResolvedSchedule | None, found: Diagnostics, 
 
 
 def run(args: argparse.Namespace) -> int:
-    resolved, found, model = resolve_for(args)
-    invalid = resolved is None or bool(errors_only(found))
-    if args.format == "json":
-        document = {
-            "file": str(args.schedule),
-            "valid": not invalid,
-            "errors": len(errors_only(found)),
-            "warnings": len(warnings_only(found)),
-            "diagnostics": [_as_json(diagnostic) for diagnostic in found],
-        }
-        print(json.dumps(document, indent=1))
-    else:
+    model: Any = None
+    documents, any_invalid = [], False
+    for schedule in args.schedules:
+        resolved, found, model = resolve_for(args, schedule, model)  # the model is built once
+        invalid = resolved is None or bool(errors_only(found))
+        any_invalid = any_invalid or invalid
+        if args.format == "json":
+            documents.append(
+                {
+                    "file": str(schedule),
+                    "valid": not invalid,
+                    "errors": len(errors_only(found)),
+                    "warnings": len(warnings_only(found)),
+                    "diagnostics": [_as_json(diagnostic) for diagnostic in found],
+                }
+            )
+            continue
         for diagnostic in found:
             print(diagnostic.render())
-        print(_summary(args.schedule, resolved, found, model))
-    return 1 if invalid else 0
+        print(_summary(schedule, resolved, found, model))
+    if args.format == "json":
+        print(json.dumps(documents[0] if len(documents) == 1 else documents, indent=1))
+    return 1 if any_invalid else 0
 
 
 __all__ = ["SUMMARY", "add_arguments", "add_schedule_arguments", "resolve_for", "run"]

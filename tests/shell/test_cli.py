@@ -162,3 +162,29 @@ def test_the_console_script_and_module_entry_point_work(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("finetuning-scheduler")
     done = subprocess.run([str(script), *command[3:]], capture_output=True, text=True, cwd=support, timeout=120)
     assert done.returncode == 0 and "valid: 3 phase(s)" in done.stdout, done.stderr
+
+
+def test_several_schedules_are_checked_against_one_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good, bad = _write(tmp_path, "good.yaml", GOOD), _write(tmp_path, "bad.yaml", BROKEN)
+    assert main(["validate", str(good), str(bad), "--model", "cli_models:Net"]) == 1
+    captured = capsys.readouterr()
+    assert f"{good}: valid" in captured.out and f"{bad}: invalid" in captured.out
+    assert captured.err.count("building cli_models:Net") == 1
+
+
+def test_the_pre_commit_hook_runs_validate_on_the_schedules_it_matches(tmp_path: Path) -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    (hook,) = yaml.safe_load((root / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "validate-ft-schedules" and hook["language"] == "python"
+    pattern = re.compile(hook["files"])
+    assert pattern.search("configs/BertModule_ft_schedule.yaml") and pattern.search("my_ft_schedule.yml")
+    assert not pattern.search("configs/trainer.yaml")
+    good = _write(tmp_path, "Net_ft_schedule.yaml", GOOD)
+    bad = _write(tmp_path, "Other_ft_schedule.yaml", BROKEN)
+    program, command = hook["entry"].split()
+    entry = [str(Path(sys.executable).with_name(program)), command, "--model", "cli_models:Net"]
+    support = Path(__file__).resolve().parents[1] / "_support"
+    done = subprocess.run([*entry, str(good), str(bad)], capture_output=True, text=True, cwd=support, timeout=120)
+    assert done.returncode == 1 and f"{bad}:5:3: error[invalid-lr]" in done.stdout
