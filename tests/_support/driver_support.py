@@ -24,7 +24,7 @@ Trace = dict[int, tuple[int, tuple[str, ...], tuple[tuple[str, ...], ...], tuple
 
 def load_example(name: str) -> ModuleType:
     """Import ``examples/{name}.py`` as a module (examples are scripts, not a package)."""
-    module_name = f"fts_example_{name}"
+    module_name = f"fts_example_{name.replace('/', '_')}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
