@@ -188,3 +188,21 @@ def test_the_pre_commit_hook_runs_validate_on_the_schedules_it_matches(tmp_path:
     support = Path(__file__).resolve().parents[1] / "_support"
     done = subprocess.run([*entry, str(good), str(bad)], capture_output=True, text=True, cwd=support, timeout=120)
     assert done.returncode == 1 and f"{bad}:5:3: error[invalid-lr]" in done.stdout
+
+
+def test_the_cli_pages_example_prints_what_the_page_shows(tmp_path: Path) -> None:
+    import re
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    section = page[page.index("## `validate") :]
+    model = re.search(r"```python\n# my_models.py\n(.*?)```", section, re.DOTALL)
+    schedule = re.search(r"```yaml\n# bad.yaml\n(.*?)```", section, re.DOTALL)
+    shown = re.search(r"```text\n\$ (.*?)\n(.*?)```", section, re.DOTALL)
+    assert model and schedule and shown
+    (tmp_path / "my_models.py").write_text(model.group(1))
+    (tmp_path / "bad.yaml").write_text(schedule.group(1))
+    command = shown.group(1).split()
+    assert command[:3] == ["python", "-m", "finetuning_scheduler"]
+    done = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 1
+    assert done.stdout == shown.group(2)
