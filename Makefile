@@ -18,7 +18,7 @@ $(shell mkdir -p $(VENV) && find facade core shell adapters_builtin \( -name '*.
 	> $(SOURCE_LIST).now && (cmp -s $(SOURCE_LIST).now $(SOURCE_LIST) || mv $(SOURCE_LIST).now $(SOURCE_LIST)))
 $(shell test -d build || rm -f $(LINKED))
 
-.PHONY: install test test-fast lint typecheck format demo bench ci clean
+.PHONY: install test test-fast lint typecheck docs format demo bench ci clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ lint: install
 typecheck: install
 	cd $(VENV) && bin/mypy -p finetuning_scheduler
 
+# The documentation site (mkdocs-material + mkdocstrings), built in strict mode: a broken link, a missing page or an
+# unresolvable API reference fails it. Output: build/site (open build/site/index.html).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -66,6 +71,7 @@ ci:
 	rm -rf $(VENV) build
 	$(MAKE) test
 	$(MAKE) lint
+	$(MAKE) docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
