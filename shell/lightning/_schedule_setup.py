@@ -55,7 +55,9 @@ class ScheduleSetup:
         reinitialisation blocks, and the implicit ones, imported and tried as well)."""
         self.fts.raw_schedule = self._raw_schedule()
         resolved, found = checked_schedule(self.adapter, self.fts.raw_schedule, implicit, self.fts.allow_untested)
-        if resolved is None or errors_only(found):
+        if resolved is None:  # every problem, the warnings found with the errors too
+            raise ScheduleValidationError(found)
+        if errors_only(found):
             raise ScheduleValidationError(errors_only(found))
         for diagnostic in warnings_only(found):
             rank_zero_warn(diagnostic.render())
