@@ -50,6 +50,25 @@ def route_model_loading(strategy: Strategy, adapter: StrategyAdapter) -> None:
     strategy.load_model_state_dict = load_through_adapter  # type: ignore[method-assign]
 
 
+def release_fit(trainer: Trainer, adapter: StrategyAdapter | None) -> None:
+    """The fit is over (or failed): the strategy gets its own model loading back, the adapter undoes its changes."""
+    unroute_model_loading(trainer.strategy)
+    if adapter is not None:
+        adapter.on_fit_teardown()
+
+
+def last_phase_message(depth: int, max_depth: int, early_stopping: bool, max_epochs: int | None) -> str:
+    """What ends the fit once its last phase has begun.
+
+    >>> last_phase_message(2, 2, True, 10)
+    'Phase 2 is the last one (max_depth 2): training ends by early stopping or max_epochs (max_epochs=10).'
+    """
+    ending = "early stopping or max_epochs" if early_stopping else "max_epochs"
+    return (
+        f"Phase {depth} is the last one (max_depth {max_depth}): training ends by {ending} (max_epochs={max_epochs})."
+    )
+
+
 def unroute_model_loading(strategy: Strategy) -> None:
     """Give the strategy its own model loading back (only a method this package patched is removed)."""
     unpatch(strategy, "load_model_state_dict")
@@ -251,8 +270,10 @@ __all__ = [
     "enforce_phase0",
     "implicit_reinit",
     "install_reinitialised",
+    "last_phase_message",
     "log_fit_metrics",
     "optimizer_state_left_out",
+    "release_fit",
     "reload_distributed_optimizer_state",
     "restore_best_checkpoint",
     "route_model_loading",

@@ -42,13 +42,14 @@ from ._fit_steps import (
     enforce_phase0,
     implicit_reinit,
     install_reinitialised,
+    last_phase_message,
     log_fit_metrics,
+    release_fit,
     reload_distributed_optimizer_state,
     restore_best_checkpoint,
     route_model_loading,
     saved_group_sizes,
     thaw_logger,
-    unroute_model_loading,
     warn_unused_lambdas,
 )
 from ._schedule_setup import ScheduleSetup
@@ -277,9 +278,7 @@ class FinetuningScheduler(Callback):
         self._release(trainer)
 
     def _release(self, trainer: Trainer) -> None:
-        unroute_model_loading(trainer.strategy)
-        if self.strategy_adapter is not None:
-            self.strategy_adapter.on_fit_teardown()
+        release_fit(trainer, self.strategy_adapter)
 
     def _prepare_early_stopping(self) -> None:
         # A new fit starts with no phase converged; final_phase follows the depth (_sync_final_phase).
@@ -396,14 +395,9 @@ class FinetuningScheduler(Callback):
         self._announce_depth()
 
     def _announce_depth(self) -> None:
-        if self.depth_remaining > 0:
-            return
-        es_active = self.early_stopping is not None and not self.epoch_transitions_only
-        ending = "early stopping or max_epochs" if es_active else "max_epochs"
-        self._info(
-            f"Phase {self.curr_depth} is the last one (max_depth {self.max_depth}): training ends by {ending} "
-            f"(max_epochs={self.trainer.max_epochs})."
-        )
+        if self.depth_remaining == 0:
+            es_active = self.early_stopping is not None and not self.epoch_transitions_only
+            self._info(last_phase_message(self.curr_depth, self.max_depth, es_active, self.trainer.max_epochs))
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
 
