@@ -31,7 +31,7 @@ def _blocks(kind: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("where", "code"), _blocks("python"), ids=[w for w, _ in _blocks("python")])
 def test_python_blocks_compile_and_sessions_run(where: str, code: str) -> None:
     """A block written as an interpreter session (``>>>``) is run and its printed output compared; any other block
-    must at least compile."""
+    must at least compile (tests/test_docs_run.py runs those, page by page)."""
     if not code.lstrip().startswith(">>>"):
         compile(code, where, "exec")
         return
