@@ -214,13 +214,24 @@ class _ScheduleDumper(yaml.SafeDumper):
     """Flow style for short scalar lists, block style elsewhere: readable and stable."""
 
 
-def _represent_list(dumper: yaml.SafeDumper, data: Any) -> yaml.Node:
+def _represent_list(dumper: Any, data: Any) -> yaml.Node:  # either dumper class below
     flow = len(data) <= 4 and all(isinstance(v, int | float) for v in data)
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+    node: yaml.Node = dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+    return node
 
 
 _ScheduleDumper.add_representer(list, _represent_list)
 _ScheduleDumper.add_representer(tuple, _represent_list)
+
+_FAST_DUMPER: Any = None
+if getattr(yaml, "CSafeDumper", None) is not None:  # libyaml's emitter: the same text, several times faster
+
+    class _FastScheduleDumper(yaml.CSafeDumper):
+        """:class:`_ScheduleDumper`'s representation, emitted by libyaml."""
+
+    _FastScheduleDumper.add_representer(list, _represent_list)
+    _FastScheduleDumper.add_representer(tuple, _represent_list)
+    _FAST_DUMPER = _FastScheduleDumper
 
 
 def dump_schedule(schedule: Schedule) -> str:
@@ -236,6 +247,5 @@ def dump_schedule(schedule: Schedule) -> str:
       - body.*
       lr: 1.0e-05
     """
-    return yaml.dump(
-        schedule_to_data(schedule), Dumper=_ScheduleDumper, sort_keys=False, default_flow_style=False, width=100
-    )
+    dumper = _FAST_DUMPER or _ScheduleDumper
+    return yaml.dump(schedule_to_data(schedule), Dumper=dumper, sort_keys=False, default_flow_style=False, width=100)

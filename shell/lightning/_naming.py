@@ -22,6 +22,7 @@ from finetuning_scheduler.core import (
     NameMap,
     ParamInventory,
     ResolvedSchedule,
+    Schedule,
     TranslatedSchedule,
     error,
     generate_in_view,
@@ -204,11 +205,14 @@ class NameMapAdapterMixin:
         self.translated = outcome.unwrap()
         return Success(self.translated.view)
 
-    def gen_ft_schedule(self, dump_loc: str | Path) -> Path:
-        """Generate the implicit schedule in schedule-space names; a fused or tied tensor's names share a phase."""
+    def default_schedule(self) -> Schedule:
+        """The implicit schedule in schedule-space names; a fused or tied tensor's names share a phase."""
         with collector_paused():
-            schedule = generate_in_view(self.name_map)
-        return write_schedule(schedule, Path(dump_loc) / schedule_file_name(self.pl_module))
+            return generate_in_view(self.name_map)
+
+    def gen_ft_schedule(self, dump_loc: str | Path) -> Path:
+        """Generate the implicit schedule in schedule-space names and write it to ``log_dir``."""
+        return write_schedule(self.default_schedule(), Path(dump_loc) / schedule_file_name(self.pl_module))
 
     # -- names ---------------------------------------------------------------------------------------------------
 

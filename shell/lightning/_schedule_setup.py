@@ -18,8 +18,10 @@ from finetuning_scheduler.core import (
     ImplicitReinit,
     RawSchedule,
     ResolvedSchedule,
+    SourceMap,
     effective_max_epochs,
     errors_only,
+    schedule_to_data,
     warnings_only,
 )
 
@@ -32,6 +34,7 @@ from ..engine import (
     write_schedule,
 )
 from ._errors import ScheduleValidationError
+from ._naming import NameMapAdapterMixin
 from ._strategy_adapter import StrategyAdapter
 from ._views import SchedulerView
 
@@ -73,8 +76,25 @@ class ScheduleSetup:
         else:
             if self.fts.max_depth == -1:
                 self.info("No fine-tuning schedule given and max_depth is -1: thawing the whole model, phase by phase.")
+            generated = self._generated_schedule()
+            if generated is not None:
+                return generated
             path = self._generated_schedule_path()
         return value_or_raise(read_schedule(path), ScheduleValidationError)
+
+    def _generated_schedule(self) -> RawSchedule | None:
+        """The implicit schedule in memory on every process (generation is deterministic), written by rank zero for
+        the user; ``None`` for an adapter with its own ``gen_ft_schedule`` (FTS's API: it writes a file, which is
+        then read)."""
+        if type(self.adapter).gen_ft_schedule not in _BUILT_IN_GENERATORS:
+            return None
+        schedule = self.adapter.default_schedule()
+        log_dir = self.fts.log_dir  # a collective (trainer.log_dir broadcasts): every rank must ask
+        target = self._target(log_dir)
+        if self.fts.trainer.is_global_zero:
+            write_schedule(schedule, target)
+            self.info(f"Generated the default fine-tuning schedule '{target}'.")
+        return RawSchedule(schedule_to_data(schedule), SourceMap(str(target)))
 
     def _target(self, log_dir: str) -> Path:
         return Path(log_dir) / schedule_file_name(self.fts.pl_module)
@@ -123,6 +143,9 @@ class ScheduleSetup:
                 f"The strategy adapter {type(self.adapter).__name__} translated schedule names to parameters "
                 f"the module does not have ({listed}). Check its fts_optim_transform (schedule names to module names)."
             )
+
+
+_BUILT_IN_GENERATORS = (StrategyAdapter.gen_ft_schedule, NameMapAdapterMixin.gen_ft_schedule)
 
 
 def checked_schedule(

@@ -20,6 +20,7 @@ from finetuning_scheduler.core import (
     GenerationPolicy,
     ParamInventory,
     ResolvedSchedule,
+    Schedule,
     generate,
     resolve_schedule,
 )
@@ -117,11 +118,14 @@ class StrategyAdapter:
         with collector_paused():
             return resolve_schedule(fts.raw_schedule, self.schedule_inventory(), fts.validation_options)
 
+    def default_schedule(self) -> Schedule:
+        """The implicit schedule (FTS's policy), in memory: the fit uses it as it is, and writes it for the user."""
+        with collector_paused():
+            return generate(self.schedule_inventory(), GenerationPolicy.FTS)
+
     def gen_ft_schedule(self, dump_loc: str | Path) -> Path:
         """Generate the implicit schedule (FTS's policy) and write it to ``{dump_loc}/{Module}_ft_schedule.yaml``."""
-        with collector_paused():
-            schedule = generate(self.schedule_inventory(), GenerationPolicy.FTS)
-        return write_schedule(schedule, Path(dump_loc) / schedule_file_name(self.pl_module))
+        return write_schedule(self.default_schedule(), Path(dump_loc) / schedule_file_name(self.pl_module))
 
     def on_trainable_changed(self) -> None:
         """Called on every process after a phase (or a resumed fit) changed which parameters are trainable.
