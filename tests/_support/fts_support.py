@@ -111,3 +111,16 @@ def fit_kwargs(tmp_path: Any, **overrides: Any) -> dict[str, Any]:
     }
     settings.update(overrides)
     return settings
+
+
+def process_failure(stderr: str) -> str:
+    """What a failed subprocess said that matters: its error and traceback lines, then the end of its output."""
+    lines = [line for line in stderr.splitlines() if any(k in line for k in ("Error", "error[", "Traceback"))]
+    return "\n".join(lines[:40]) + "\n...\n" + stderr[-1500:]
+
+
+def end_process_group() -> None:
+    """Destroy the default process group before the interpreter exits: Lightning leaves it alive after a fit, and
+    gloo's threads then sometimes abort the exiting process ("terminate called without an active exception")."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

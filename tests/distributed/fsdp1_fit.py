@@ -22,7 +22,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
 from cpu_fsdp import CPUFSDPStrategy
-from fts_support import BoringFTSModel, fit_kwargs
+from fts_support import BoringFTSModel, end_process_group, fit_kwargs
 
 from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint
 
@@ -89,4 +89,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        end_process_group()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from fts_support import process_failure
 
 SCRIPT = Path(__file__).with_name("ddp_fit.py")
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
@@ -21,7 +22,7 @@ def _fit(out: Path, name: str, *options: str, processes: int = 2) -> tuple[list[
     done = subprocess.run(
         [sys.executable, str(SCRIPT), str(out), name, *options], capture_output=True, text=True, timeout=300, cwd=out
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, process_failure(done.stderr)
     return [json.loads((out / f"{name}_rank{rank}.json").read_text()) for rank in range(processes)], done.stderr
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fts_support import process_failure
 
 SCRIPT = Path(__file__).with_name("fsdp1_fit.py")
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
@@ -25,7 +26,7 @@ def _run(out: Path, name: str, *options: str) -> subprocess.CompletedProcess[str
 
 def _fit(out: Path, name: str, *options: str) -> dict[str, object]:
     done = _run(out, name, *options)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, process_failure(done.stderr)
     return dict(json.loads((out / f"{name}.json").read_text()))
 
 
@@ -81,7 +82,7 @@ def test_a_new_optimizer_restores_the_best_checkpoints_weights_only(tmp_path: Pa
 def test_parameters_no_phase_names_are_reported_and_stay_frozen(tmp_path: Path) -> None:
     # FTS under FSDP leaves such parameters frozen without a word.
     done = _run(tmp_path, "partial", "--flat", "--partial")
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, process_failure(done.stderr)
     assert "warning[unscheduled-params] schedule: 4 parameter(s) are never thawed by any phase: model.0.weight" in (
         done.stderr
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fts_support import process_failure
 
 SCRIPT = Path(__file__).with_name("model_parallel_fit.py")
 
@@ -19,7 +20,7 @@ def _run(tmp_path: Path, name: str, resume_from: str | None = None) -> dict[str,
     out = tmp_path / f"{name}.json"
     command = [sys.executable, str(SCRIPT), str(out), str(tmp_path / "ck"), *([resume_from] if resume_from else [])]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, process_failure(done.stderr)
     return dict(json.loads(out.read_text()))
 
 

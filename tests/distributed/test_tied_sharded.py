@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fts_support import process_failure
 
 SCRIPT = Path(__file__).with_name("tied_sharded_fit.py")
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
@@ -29,7 +30,7 @@ def _fit(
     out: Path, name: str, devices: int, resume_from: Path | None = None, kind: str = "fsdp2", plan: str = "plain"
 ) -> dict[str, object]:
     done = _run(out, name, devices, resume_from, kind, plan)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, process_failure(done.stderr)
     return dict(json.loads((out / f"{name}.json").read_text()))
 
 
