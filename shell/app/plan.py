@@ -11,6 +11,8 @@ import argparse
 import sys
 from typing import Any
 
+import torch
+
 from finetuning_scheduler.core import ResolvedPhase, ResolvedSchedule, errors_only
 
 from ..engine import inventory
@@ -18,7 +20,11 @@ from .validate import add_schedule_arguments, resolve_for
 
 SUMMARY = "show, per phase, what a schedule thaws, its lrs, triggers and the optimizer-state memory it adds"
 
-_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float64": 8, "double": 8}
+
+def _itemsize(dtype_name: str) -> int:
+    """Bytes per element of a dtype named as the inventory names it (``float32``, ``bfloat16``, ...)."""
+    dtype = getattr(torch, dtype_name, None)
+    return dtype.itemsize if isinstance(dtype, torch.dtype) else 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -68,7 +74,7 @@ def plan_rows(resolved: ResolvedSchedule, model: Any, state_per_param: float) ->
     last = resolved.max_depth
     for depth, phase in enumerate(resolved.phases[: last + 1]):
         elements = sum(numel.get(name, 0) for name in phase.names)
-        state = sum(numel.get(name, 0) * _BYTES.get(dtype.get(name, ""), 4) for name in phase.names)
+        state = sum(numel.get(name, 0) * _itemsize(dtype.get(name, "")) for name in phase.names)
         cumulative += elements
         rows.append(
             {

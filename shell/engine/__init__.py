@@ -26,6 +26,7 @@ from .torch_helpers import (
     optimizer_problems,
     thaw,
     track_bn_running_stats,
+    trainable_counts,
     trainable_names,
     truncate_param_groups,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "schedule_file_name",
     "thaw",
     "track_bn_running_stats",
+    "trainable_counts",
     "trainable_names",
     "truncate_param_groups",
     "unsupported_scheduler",

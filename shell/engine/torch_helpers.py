@@ -75,6 +75,23 @@ def thaw(module: nn.Module, names: Iterable[str]) -> tuple[str, ...]:
     return tuple(newly)
 
 
+def trainable_counts(module: nn.Module) -> tuple[int, int, int]:
+    """Trainable parameter tensors, their elements, and all parameter elements (one pass).
+
+    >>> layers = nn.Sequential(nn.Linear(3, 1), nn.Linear(1, 1))
+    >>> _ = layers[0].requires_grad_(False)
+    >>> trainable_counts(layers)
+    (2, 2, 6)
+    """
+    tensors = trainable = total = 0
+    for param in module.parameters():
+        total += param.numel()
+        if param.requires_grad:
+            tensors += 1
+            trainable += param.numel()
+    return tensors, trainable, total
+
+
 def trainable_names(module: nn.Module) -> tuple[str, ...]:
     """Names of the parameters that currently require gradients.
 
@@ -260,6 +277,7 @@ __all__ = [
     "planned_group_count",
     "thaw",
     "track_bn_running_stats",
+    "trainable_counts",
     "trainable_names",
     "truncate_param_groups",
 ]

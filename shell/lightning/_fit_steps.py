@@ -26,6 +26,7 @@ from ..engine import (
     SUPPORTED_LR_SCHEDULERS,
     PhaseEngine,
     materialize_optimizer_state,
+    trainable_counts,
     truncate_param_groups,
     unsupported_scheduler,
     value_or_raise,
@@ -242,10 +243,7 @@ def log_fit_metrics(trainer: Trainer, module: torch.nn.Module, depth: int) -> No
     """The depth, the number of trainable parameter elements and their share of the model, to every logger."""
     if not trainer.loggers:
         return
-    trainable = total = 0
-    for param in module.parameters():
-        total += param.numel()
-        trainable += param.numel() if param.requires_grad else 0
+    _, trainable, total = trainable_counts(module)
     metrics = {
         "finetuning/depth": float(depth),
         "finetuning/trainable_params": float(trainable),

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..engine import EpochTrace, write_text_atomically
+from ..engine import EpochTrace, trainable_counts, write_text_atomically
 
 TRACE_FORMAT = 1
 """The layout version of the trace file (its ``format`` key)."""
@@ -30,24 +30,6 @@ def trace_file_name(module: object) -> str:
     'Classifier_ft_trace.json'
     """
     return f"{type(module).__name__}_ft_trace.json"
-
-
-def trainable_share(module: nn.Module) -> tuple[int, float]:
-    """How many parameter tensors require gradients, and their share of all parameter elements.
-
-    >>> layers = nn.Sequential(nn.Linear(3, 1), nn.Linear(1, 1))
-    >>> _ = layers[0].requires_grad_(False)
-    >>> trainable_share(layers)
-    (2, 0.333...)
-    """
-    trainable = total = 0
-    count = 0
-    for param in module.parameters():
-        total += param.numel()
-        if param.requires_grad:
-            trainable += param.numel()
-            count += 1
-    return count, (trainable / total if total else 0.0)
 
 
 def _plain_number(value: object) -> float | None:
@@ -93,13 +75,13 @@ class TraceWriter:
             return
         if not self._begun:
             self._begin(snapshot.epoch)
-        count, share = trainable_share(module)
+        count, trainable, total = trainable_counts(module)
         self._open = {
             "epoch": snapshot.epoch,
             "depth": snapshot.depth,
             "reason": None if snapshot.reason is None else snapshot.reason.value,
             "trainable_tensors": count,
-            "trainable_share": share,
+            "trainable_share": trainable / total if total else 0.0,
             "lrs": list(snapshot.lrs),
         }
 
@@ -114,4 +96,4 @@ class TraceWriter:
         write_text_atomically(self.path, json.dumps(document, indent=1) + "\n")
 
 
-__all__ = ["TRACE_FORMAT", "TraceWriter", "trace_file_name", "trainable_share"]
+__all__ = ["TRACE_FORMAT", "TraceWriter", "trace_file_name"]

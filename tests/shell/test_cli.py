@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -114,14 +113,13 @@ def test_the_model_can_come_from_a_lightning_cli_config(tmp_path: Path, capsys: 
     assert main(["validate", str(schedule), "--config", str(bare), "--model", "cli_models:Net"]) == 0
 
 
-def test_a_multi_billion_parameter_model_validates_in_seconds(
+def test_a_multi_billion_parameter_model_validates_without_its_weights(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # 3.2 billion parameters would need 13 GB allocated; on the meta device they need none (timing: not asserted).
     schedule = _write(tmp_path, "good.yaml", GOOD)
-    started = time.perf_counter()
     assert main(["validate", str(schedule), "--model", "cli_models:huge"]) == 0
     assert "thawing 10 of 98 parameter tensors" in capsys.readouterr().out
-    assert time.perf_counter() - started < 60  # a sanity bound only (benchmarks measure); it allocates nothing
 
 
 def test_through_an_adapter_the_schedule_uses_its_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
