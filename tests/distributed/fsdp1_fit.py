@@ -22,7 +22,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
 from cpu_fsdp import CPUFSDPStrategy
-from fts_support import BoringFTSModel, end_process_group, fit_kwargs
+from fts_support import BoringFTSModel, fit_kwargs, run_and_exit
 
 from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint
 
@@ -89,7 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        end_process_group()
+    run_and_exit(main)

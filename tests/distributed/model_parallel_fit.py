@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
-from fts_support import BoringFTSModel, end_process_group, fit_kwargs
+from fts_support import BoringFTSModel, fit_kwargs, run_and_exit
 
 from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint
 
@@ -61,7 +61,4 @@ def main(out: Path, ckpt_dir: Path, resume_from: str | None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
-    finally:
-        end_process_group()
+    run_and_exit(main, Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)

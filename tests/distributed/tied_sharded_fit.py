@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_support"))
 from cpu_fsdp import CPUFSDPStrategy
-from fts_support import RandomDataset, end_process_group
+from fts_support import RandomDataset, run_and_exit
 
 from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping
 
@@ -141,7 +141,4 @@ def main(out: Path, name: str, devices: int, resume_from: str | None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
-    finally:
-        end_process_group()
+    run_and_exit(main, Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
