@@ -1,41 +1,12 @@
-"""Synthetic but realistic parameter inventories and schedules for the setup benchmarks.
-
-A model with 100k parameter tensors is a mixture-of-experts transformer (DeepSeek-V3 has about 90k): the names
-below follow the Hugging Face Mixtral/Qwen-MoE layout, so the regexes are the ones such users write.
-"""
+"""Synthetic but realistic parameter inventories and schedules for the core setup benchmarks (names: perf/_layout)."""
 
 from __future__ import annotations
 
 from finetuning_scheduler.core import ParamInventory, Phase, Schedule
 
-LAYERS = 64
-_ATTENTION = (
-    "self_attn.q_proj.weight",
-    "self_attn.k_proj.weight",
-    "self_attn.v_proj.weight",
-    "self_attn.o_proj.weight",
-)
-_NORMS = ("input_layernorm.weight", "post_attention_layernorm.weight")
-_EXPERT = ("gate_proj.weight", "up_proj.weight", "down_proj.weight")
-_PER_LAYER_FIXED = len(_ATTENTION) + len(_NORMS) + 1  # + the router, mlp.gate.weight
+from .perf._layout import LAYERS, moe_names, regex_phases
 
-
-def moe_names(target: int, layers: int = LAYERS) -> tuple[str, ...]:
-    """Names of a MoE transformer with about ``target`` parameter tensors, in registration order.
-
-    >>> names = moe_names(10_000)
-    >>> len(names), names[1], names[-1]
-    (10051, 'model.layers.0.self_attn.q_proj.weight', 'lm_head.weight')
-    """
-    experts = max(1, round(((target - 3) / layers - _PER_LAYER_FIXED) / len(_EXPERT)))
-    names = ["model.embed_tokens.weight"]
-    for i in range(layers):
-        layer = f"model.layers.{i}"
-        names += [f"{layer}.{part}" for part in _ATTENTION]
-        names.append(f"{layer}.mlp.gate.weight")
-        names += [f"{layer}.mlp.experts.{j}.{part}" for j in range(experts) for part in _EXPERT]
-        names += [f"{layer}.{part}" for part in _NORMS]
-    return (*names, "model.norm.weight", "lm_head.weight")
+__all__ = ["LAYERS", "inventory", "moe_names", "regex_schedule"]
 
 
 def inventory(target: int) -> ParamInventory:
@@ -44,28 +15,9 @@ def inventory(target: int) -> ParamInventory:
 
 
 def regex_schedule() -> Schedule:
-    """A valid 50-regex schedule for :func:`moe_names` models: head first, then the top layers one by one, then
-    ranges of layers, embeddings last; the kind of schedule people write for a 64-layer model.
+    """The 23-phase, 50-regex schedule of :func:`regex_phases` as a core :class:`Schedule`.
 
     >>> sum(len(phase.params) for phase in regex_schedule().phases), len(regex_schedule().phases)
     (50, 23)
     """
-    phases = [Phase(("lm_head.*", "model.norm.*"))]
-    phases += [
-        Phase(
-            (
-                f"model.layers.{i}.mlp.experts.*",
-                f"model.layers.{i}.(self_attn|mlp.gate|input_layernorm|post_attention_layernorm).*",
-            )
-        )
-        for i in range(LAYERS - 1, 47, -1)
-    ]
-    phases.append(
-        Phase(
-            ("model.layers.4[0-7].mlp.*", "model.layers.4[0-7].(self_attn|input_layernorm|post_attention_layernorm).*")
-        )
-    )
-    phases += [Phase((f"model.layers.{tens}[0-9].*",)) for tens in (3, 2, 1)]
-    phases.append(Phase(tuple(f"model.layers.{i}\\..*" for i in range(10))))
-    phases.append(Phase(("model.embed_tokens.*",)))
-    return Schedule(tuple(phases))
+    return Schedule(tuple(Phase(tuple(phase)) for phase in regex_phases()))

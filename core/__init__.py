@@ -109,7 +109,7 @@ from ._transition import (
     transition_plan,
 )
 from ._validate import pl_lrs_cfg_problems, validate
-from ._yaml import RawSchedule, dump_schedule, parse_yaml, schedule_to_data
+from ._yaml import RawSchedule, dump_data, dump_schedule, parse_yaml, schedule_to_data
 
 __all__ = [
     "BASE_ADAPTER",
@@ -169,6 +169,7 @@ __all__ = [
     "check_strategy_flag",
     "decided",
     "depth_remaining",
+    "dump_data",
     "dump_schedule",
     "effective_max_epochs",
     "error",

@@ -211,6 +211,8 @@ def structure_leniently(raw: RawSchedule) -> tuple[Schedule, Diagnostics]:
     >>> len(schedule.phases), [p.code for p in problems]
     (2, ['phase-keys-not-contiguous'])
     """
+    if raw.structured is not None:
+        return attrs.evolve(raw.structured, source=raw.source), ()
     if not isinstance(raw.data, Mapping) or not raw.data:
         message = f"a schedule must be a non-empty mapping of phase index to phase, got {raw.data!r:.60}"
         return Schedule((), raw.source), locate((error("schedule-not-mapping", message),), raw.source)

@@ -8,6 +8,7 @@ from ._engine import STATE_FORMAT, GroupPolicy, NoDecay, PhaseEngine, Replaced, 
 from ._errors import CheckpointMismatchError, ScheduleError, ScheduleWarning, value_or_raise
 from ._gc import collector_paused
 from ._lr_schedulers import SUPPORTED_LR_SCHEDULERS, extend_scheduler_state, unsupported_scheduler
+from ._param_index import ParamIndex, forget, one_walk, param_index
 from ._phase0 import Phase0Mismatch, phase0_mismatch
 from ._records import EpochTrace, PhaseChange
 from ._reinit import (
@@ -38,6 +39,7 @@ __all__ = [
     "EpochTrace",
     "GroupPolicy",
     "NoDecay",
+    "ParamIndex",
     "Phase0Mismatch",
     "PhaseChange",
     "PhaseEngine",
@@ -49,12 +51,15 @@ __all__ = [
     "add_param_groups",
     "collector_paused",
     "extend_scheduler_state",
+    "forget",
     "freeze",
     "group_names",
     "import_class",
     "inventory",
     "materialize_optimizer_state",
+    "one_walk",
     "optimizer_problems",
+    "param_index",
     "phase0_mismatch",
     "raw_reinit_problems",
     "read_schedule",

@@ -14,6 +14,7 @@ import attrs
 import torch
 from torch import nn
 
+from ._param_index import param_index
 from .torch_helpers import group_names
 
 
@@ -78,13 +79,30 @@ def phase0_mismatch(
     'the optimizer from configure_optimizers holds 2 trainable and 2 frozen parameter(s), but phase 0 thaws 2'
     """
     wanted = frozenset(expected)
-    params = dict(module.named_parameters())
+    if _holds_exactly(optimizer, module, wanted):
+        return None
+    params = param_index(module).named
     in_optimizer = [name for names in group_names(optimizer, module) for name in names if name in params]
     frozen = tuple(name for name in in_optimizer if not params[name].requires_grad)
     trainable = frozenset(name for name in in_optimizer if params[name].requires_grad)
     if trainable == wanted and not frozen:
         return None
     return Phase0Mismatch(wanted, trainable, frozen)
+
+
+def _holds_exactly(optimizer: torch.optim.Optimizer, module: nn.Module, wanted: frozenset[str]) -> bool:
+    """Whether the optimizer holds exactly the (distinct, trainable) parameters named ``wanted``, found by name
+    without walking the whole module: the common case costs the size of phase 0, not of the model."""
+    held = [param for group in optimizer.param_groups for param in group["params"]]
+    try:
+        phase0 = {id(module.get_parameter(name)) for name in wanted}
+    except AttributeError:  # not a plain parameter path: the full comparison decides
+        return False
+    return (
+        len(phase0) == len(wanted) == len(held)
+        and all(param.requires_grad for param in held)
+        and {id(param) for param in held} == phase0
+    )
 
 
 __all__ = ["Phase0Mismatch", "phase0_mismatch"]

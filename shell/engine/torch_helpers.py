@@ -15,6 +15,7 @@ from torch import nn
 from finetuning_scheduler.core import ParamInventory
 
 from ._lr_schedulers import extend_scheduler_state, per_group_state_size, scheduled_lr
+from ._param_index import ParamIndex, derived, param_index
 
 _BATCH_NORM = nn.modules.batchnorm._BatchNorm
 
@@ -25,24 +26,19 @@ def inventory(module: nn.Module) -> ParamInventory:
     >>> inventory(nn.Linear(2, 1)).names
     ('weight', 'bias')
     """
-    names: list[str] = []
-    first_name: dict[int, str] = {}
-    aliases: dict[str, str] = {}
-    tensors: list[torch.Tensor] = []
-    for name, param in module.named_parameters(remove_duplicate=False):
-        registered = first_name.setdefault(id(param), name)
-        if registered != name:
-            aliases[name] = registered  # torch dedups tied weights; the schedule may still name the alias
-            continue
-        names.append(name)
-        tensors.append(param)
+    return derived(module, "inventory", _inventory)
+
+
+def _inventory(index: ParamIndex) -> ParamInventory:
+    names = tuple(index.named)
+    tensors = tuple(index.named.values())
     return ParamInventory(
-        tuple(names),
+        names,
         numels=tuple(t.numel() for t in tensors),
         shapes=tuple(tuple(t.shape) for t in tensors),
         dtypes=tuple(str(t.dtype).removeprefix("torch.") for t in tensors),
         modules=tuple(n.rpartition(".")[0] for n in names),
-        aliases=aliases,
+        aliases=dict(index.aliases),
     )
 
 
@@ -52,11 +48,11 @@ def freeze(module: nn.Module, bn_track_running_stats: bool = True) -> None:
     >>> layer = nn.Linear(2, 1); freeze(layer); layer.weight.requires_grad
     False
     """
-    for param in module.parameters():
+    index = param_index(module)
+    for param in index.named.values():
         param.requires_grad = False
-    for sub in module.modules():
-        if isinstance(sub, _BATCH_NORM):
-            sub.track_running_stats = bn_track_running_stats
+    for norm in index.batch_norms:
+        norm.track_running_stats = bn_track_running_stats
 
 
 def thaw(module: nn.Module, names: Iterable[str]) -> tuple[str, ...]:
@@ -65,7 +61,7 @@ def thaw(module: nn.Module, names: Iterable[str]) -> tuple[str, ...]:
     >>> layer = nn.Linear(2, 1); freeze(layer); thaw(layer, ["bias"])
     ('bias',)
     """
-    params = dict(module.named_parameters())
+    params = param_index(module).named
     newly: list[str] = []
     for name in names:
         param = params[name]
@@ -84,7 +80,7 @@ def trainable_counts(module: nn.Module) -> tuple[int, int, int]:
     (2, 2, 6)
     """
     tensors = trainable = total = 0
-    for param in module.parameters():
+    for param in param_index(module).named.values():
         total += param.numel()
         if param.requires_grad:
             tensors += 1
@@ -98,7 +94,7 @@ def trainable_names(module: nn.Module) -> tuple[str, ...]:
     >>> trainable_names(nn.Linear(2, 1))
     ('weight', 'bias')
     """
-    return tuple(name for name, param in module.named_parameters() if param.requires_grad)
+    return tuple(name for name, param in param_index(module).named.items() if param.requires_grad)
 
 
 def _in_any_group(optimizer: torch.optim.Optimizer) -> set[int]:
@@ -139,7 +135,8 @@ def add_param_groups(
     """
     wanted = set(names)
     taken = _in_any_group(optimizer)
-    named = [(n, p) for n, p in module.named_parameters() if n in wanted and p.requires_grad and id(p) not in taken]
+    in_order = param_index(module).named.items()  # in the module's order, as FTS adds them
+    named = [(n, p) for n, p in in_order if n in wanted and p.requires_grad and id(p) not in taken]
     if not named:
         return 0
     group_lr = scheduled_lr(lr, schedulers, apply_lambdas)
@@ -201,7 +198,7 @@ def group_names(optimizer: torch.optim.Optimizer, module: nn.Module) -> list[lis
     >>> model = nn.Linear(2, 1); group_names(torch.optim.SGD(model.parameters(), lr=0.1), model)
     [['weight', 'bias']]
     """
-    by_id = {id(p): n for n, p in module.named_parameters()}
+    by_id = {id(p): n for n, p in param_index(module).named.items()}
     return [[by_id.get(id(p), "?") for p in group["params"]] for group in optimizer.param_groups]
 
 
@@ -247,7 +244,7 @@ def optimizer_problems(
     for group in optimizer.param_groups:
         for param in group["params"]:
             seen[id(param)] = seen.get(id(param), 0) + 1
-    for pname, param in module.named_parameters():
+    for pname, param in param_index(module).named.items():
         count = seen.get(id(param), 0)
         if param.requires_grad and count != 1:
             problems.append(f"trainable parameter {pname} is in {count} optimizer groups (expected exactly 1)")

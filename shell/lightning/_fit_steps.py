@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import attrs
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.strategies import Strategy
@@ -19,13 +21,16 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 from lightning.pytorch.utilities.types import LRSchedulerConfig
+from torch import nn
 
 from finetuning_scheduler.core import ImplicitReinit, LRSchedulerInit, structure_implicit_reinit
 
 from ..engine import (
     SUPPORTED_LR_SCHEDULERS,
     PhaseEngine,
+    forget,
     materialize_optimizer_state,
+    one_walk,
     trainable_counts,
     truncate_param_groups,
     unsupported_scheduler,
@@ -262,8 +267,45 @@ def warn_unused_lambdas(engine: PhaseEngine) -> None:
         )
 
 
+Hook = TypeVar("Hook", bound=Callable[..., None])
+
+
+def walks_once(hook: Hook) -> Hook:
+    """A callback hook ``(self, trainer, pl_module, ...)`` whose helpers share one walk of ``pl_module``."""
+
+    @functools.wraps(hook)
+    def wrapped(self: Any, trainer: Trainer, pl_module: nn.Module, *args: Any, **kwargs: Any) -> None:
+        with one_walk(pl_module):
+            hook(self, trainer, pl_module, *args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def refresh_no_decay(engine: PhaseEngine, module: nn.Module) -> None:
+    """As in FTS, the module's ``no_decay`` is read whenever groups are added: a module may set it in its own setup
+    or configure_optimizers, after the callback's setup."""
+    no_decay = getattr(module, "no_decay", None)
+    if no_decay != engine.groups.no_decay:
+        engine.groups = attrs.evolve(engine.groups, no_decay=no_decay)
+
+
+def store_adapter_state_dict(adapter: StrategyAdapter, checkpoint: dict[str, Any]) -> None:
+    """Let an adapter with its own ``lightning_module_state_dict`` decide the checkpoint's ``state_dict`` (the
+    default is what Lightning already stored: no second copy)."""
+    if type(adapter).lightning_module_state_dict is not StrategyAdapter.lightning_module_state_dict:
+        checkpoint["state_dict"] = adapter.lightning_module_state_dict()
+
+
+def after_adapter_hook(adapter: StrategyAdapter, hook: str, module: nn.Module) -> None:
+    """A hook the adapter overrides may change the module's structure (wrap, shard): the next helper walks it
+    again. The base hooks change nothing under the module (DDP's re-wrap wraps it from outside)."""
+    if getattr(type(adapter), hook) is not getattr(StrategyAdapter, hook):
+        forget(module)
+
+
 __all__ = [
     "PATCHED_BY_SCHEDULER",
+    "after_adapter_hook",
     "check_optimizers",
     "enforce_phase0",
     "implicit_reinit",
@@ -271,13 +313,16 @@ __all__ = [
     "last_phase_message",
     "log_fit_metrics",
     "optimizer_state_left_out",
+    "refresh_no_decay",
     "release_fit",
     "reload_distributed_optimizer_state",
     "restore_best_checkpoint",
     "route_model_loading",
     "saved_group_sizes",
+    "store_adapter_state_dict",
     "thaw_logger",
     "unpatch",
     "unroute_model_loading",
+    "walks_once",
     "warn_unused_lambdas",
 ]

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
@@ -30,6 +29,7 @@ from ..engine import (
     PhaseEngine,
     RestoreBest,
     ScheduleWarning,
+    forget,
     freeze,
     trainable_names,
 )
@@ -38,24 +38,28 @@ from ._callbacks import FTSCheckpoint, FTSEarlyStopping
 from ._dependencies import configure_callback_dependencies
 from ._errors import LightningCheckpointMismatchError, ScheduleValidationError
 from ._fit_steps import (
+    after_adapter_hook,
     check_optimizers,
     enforce_phase0,
     implicit_reinit,
     install_reinitialised,
     last_phase_message,
     log_fit_metrics,
+    refresh_no_decay,
     release_fit,
     reload_distributed_optimizer_state,
     restore_best_checkpoint,
     route_model_loading,
     saved_group_sizes,
+    store_adapter_state_dict,
     thaw_logger,
+    walks_once,
     warn_unused_lambdas,
 )
 from ._schedule_setup import ScheduleSetup
 from ._strategy_adapter import StrategyAdapter
 from ._trace import TraceWriter, trace_file_name
-from ._views import trainer_callbacks
+from ._views import first_callback
 
 log = logging.getLogger("lightning.pytorch.callbacks.finetuning_scheduler")
 
@@ -185,14 +189,12 @@ class FinetuningScheduler(Callback):
     @property
     def early_stopping(self) -> FTSEarlyStopping | None:
         """The phase-aware early-stopping callback, if any."""
-        found = [cb for cb in trainer_callbacks(self.trainer) if isinstance(cb, FTSEarlyStopping)]
-        return found[0] if found else None
+        return first_callback(self.trainer, FTSEarlyStopping)
 
     @property
     def checkpoint(self) -> FTSCheckpoint | None:
         """The phase-aware checkpoint callback, if any."""
-        found = [cb for cb in trainer_callbacks(self.trainer) if isinstance(cb, FTSCheckpoint)]
-        return found[0] if found else None
+        return first_callback(self.trainer, FTSCheckpoint)
 
     def _require_engine(self) -> PhaseEngine:
         if self.engine is None:
@@ -206,6 +208,7 @@ class FinetuningScheduler(Callback):
     # -- setup ---------------------------------------------------------------------------------------------------
 
     @override
+    @walks_once
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Prepare the fit: callbacks, adapter, freezing, schedule validation (all errors at once), phase 0."""
         if trainer.state.fn != TrainerFn.FITTING:
@@ -221,6 +224,7 @@ class FinetuningScheduler(Callback):
         self._prepare_early_stopping()
         freeze(pl_module, self.frozen_bn_track_running_stats)
         adapter.on_before_init_fts()
+        after_adapter_hook(adapter, "on_before_init_fts", pl_module)
         self.resolved = schedules.load_and_validate(implicit)
         self.max_depth = self.resolved.max_depth
         self.ft_schedule = self.ft_schedule_dict()  # as in FTS: the resolved schedule, names expanded
@@ -251,13 +255,6 @@ class FinetuningScheduler(Callback):
                 self.trainer, optimizer, schedulers, spec
             ),
         )
-
-    def _refresh_no_decay(self, engine: PhaseEngine) -> None:
-        # As in FTS, the module's `no_decay` is read whenever groups are added: a module may set it in its own
-        # setup or configure_optimizers, after this callback's setup.
-        no_decay = getattr(self.pl_module, "no_decay", None)
-        if no_decay != engine.groups.no_decay:
-            engine.groups = attrs.evolve(engine.groups, no_decay=no_decay)
 
     def _make_adapter(self, trainer: Trainer) -> StrategyAdapter:
         """Check the strategy flag, then resolve, load and build its adapter (plugins are only imported if chosen)."""
@@ -299,16 +296,18 @@ class FinetuningScheduler(Callback):
     # -- fit start -----------------------------------------------------------------------------------------------
 
     @override
+    @walks_once
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Attach the optimizer, hold it to phase 0 and, when resuming, rebuild the checkpoint's param groups."""
         if self.strategy_adapter is None or self.engine is None:
             return
         self.strategy_adapter.on_before_fts_fit_start()
+        after_adapter_hook(self.strategy_adapter, "on_before_fts_fit_start", pl_module)
         check_optimizers(trainer, self.allow_untested)
-        self._refresh_no_decay(self.engine)
+        refresh_no_decay(self.engine, self.pl_module)
         self.engine.attach(trainer.optimizers[0], [config.scheduler for config in trainer.lr_scheduler_configs])
         if enforce_phase0(self.engine, self.enforce_phase0_params, self._info):
-            self.strategy_adapter.on_trainable_changed()
+            self._trainable_changed()
         problems = self.engine.init_pg_lrs_problems()
         if problems:
             raise ScheduleValidationError(problems)
@@ -332,7 +331,7 @@ class FinetuningScheduler(Callback):
         self._history_start = len(engine.history)
         if self._fit_started:
             reload_distributed_optimizer_state(self.trainer, self.strategy_adapter.restores_optimizer_in_place)
-        self.strategy_adapter.on_trainable_changed()
+        self._trainable_changed()
         self._sync_final_phase()
         self._info(f"Resumed fine-tuning at phase {restored.depth}.")
         self._announce_depth()
@@ -347,14 +346,16 @@ class FinetuningScheduler(Callback):
     # -- epochs --------------------------------------------------------------------------------------------------
 
     @override
+    @walks_once
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Enter the next phase if the core says so (at most one per epoch), then log the depth."""
-        if self.engine is None:
+        engine = self.engine
+        if engine is None:
             return
         es = self.early_stopping
         best = self.checkpoint.best_model_path if self.checkpoint is not None else ""
-        self._refresh_no_decay(self.engine)
-        change = self.engine.epoch_start(
+        refresh_no_decay(engine, self.pl_module)
+        change = engine.epoch_start(
             trainer.current_epoch,
             phase_converged=bool(es and es.es_phase_complete),
             epoch_transitions_only=self.epoch_transitions_only,
@@ -366,7 +367,8 @@ class FinetuningScheduler(Callback):
         log_fit_metrics(trainer, self.pl_module, self.curr_depth)
         if self._trace is not None and self._trace.enabled:
             reason = change.reason if change is not None else None
-            self._trace.epoch_started(self.engine.trace(trainer.current_epoch, reason), pl_module)
+            optimizer = engine.require_optimizer()
+            self._trace.epoch_started(trainer.current_epoch, engine.depth, reason, optimizer, pl_module)
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -381,13 +383,18 @@ class FinetuningScheduler(Callback):
 
         def restore(keep_groups: int | None) -> None:
             restore_best_checkpoint(self.trainer, adapter, path, keep_groups)
+            forget(self.pl_module)  # the adapter's restore hooks may re-wrap the module
             self.restored_best_count += 1
 
         return restore
 
-    def _entered(self, change: PhaseChange) -> None:
+    def _trainable_changed(self) -> None:
         assert self.strategy_adapter is not None
         self.strategy_adapter.on_trainable_changed()
+        after_adapter_hook(self.strategy_adapter, "on_trainable_changed", self.pl_module)
+
+    def _entered(self, change: PhaseChange) -> None:
+        self._trainable_changed()
         es = self.early_stopping
         if es is not None:
             es.reset_phase()
@@ -428,11 +435,8 @@ class FinetuningScheduler(Callback):
     @override
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Let the adapter decide the ``state_dict`` stored in the checkpoint."""
-        adapter = self.strategy_adapter
-        if adapter is not None and (
-            type(adapter).lightning_module_state_dict is not StrategyAdapter.lightning_module_state_dict
-        ):  # the default is what Lightning already stored: no second copy
-            checkpoint["state_dict"] = adapter.lightning_module_state_dict()
+        if self.strategy_adapter is not None:
+            store_adapter_state_dict(self.strategy_adapter, checkpoint)
 
     def ft_schedule_dict(self) -> dict[int, Any]:
         """The resolved schedule as plain data (concrete names, defaults applied)."""

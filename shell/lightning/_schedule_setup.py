@@ -18,20 +18,21 @@ from finetuning_scheduler.core import (
     ImplicitReinit,
     RawSchedule,
     ResolvedSchedule,
-    SourceMap,
+    dump_data,
     effective_max_epochs,
     errors_only,
-    schedule_to_data,
     warnings_only,
 )
 
 from ..engine import (
+    param_index,
     raw_reinit_problems,
     read_schedule,
     reinit_problems,
     schedule_file_name,
     value_or_raise,
     write_schedule,
+    write_text_atomically,
 )
 from ._errors import ScheduleValidationError
 from ._naming import NameMapAdapterMixin
@@ -91,10 +92,11 @@ class ScheduleSetup:
         schedule = self.adapter.default_schedule()
         log_dir = self.fts.log_dir  # a collective (trainer.log_dir broadcasts): every rank must ask
         target = self._target(log_dir)
+        raw = RawSchedule.of(schedule, str(target))
         if self.fts.trainer.is_global_zero:
-            write_schedule(schedule, target)
+            write_text_atomically(target, dump_data(raw.data))
             self.info(f"Generated the default fine-tuning schedule '{target}'.")
-        return RawSchedule(schedule_to_data(schedule), SourceMap(str(target)))
+        return raw
 
     def _target(self, log_dir: str) -> Path:
         return Path(log_dir) / schedule_file_name(self.fts.pl_module)
@@ -130,8 +132,13 @@ class ScheduleSetup:
             fit_loop.max_epochs = extended
 
     def check_translations(self, resolved: ResolvedSchedule) -> None:
-        """Every name the adapter translates a phase to must be one of the module's parameters: say which are not."""
-        known = {name for name, _ in self.fts.pl_module.named_parameters()}
+        """Every name the adapter translates a phase to must be one of the module's parameters: say which are not.
+
+        With the base adapter's names and transform (the module's own names, unchanged) validation has already
+        matched every name to the module, so there is nothing to check."""
+        if not _overrides(self.adapter, _NAMING_HOOKS):
+            return
+        known = param_index(self.fts.pl_module).named
         unknown = {
             depth: missing
             for depth, phase in enumerate(resolved.phases)
@@ -143,6 +150,18 @@ class ScheduleSetup:
                 f"The strategy adapter {type(self.adapter).__name__} translated schedule names to parameters "
                 f"the module does not have ({listed}). Check its fts_optim_transform (schedule names to module names)."
             )
+
+
+_NAMING_HOOKS = (
+    "fts_optim_transform",
+    "validate_ft_sched",
+    "schedule_inventory",
+    "get_named_params_for_schedule_validation",
+)
+
+
+def _overrides(adapter: StrategyAdapter, hooks: tuple[str, ...]) -> bool:
+    return any(getattr(type(adapter), hook) is not getattr(StrategyAdapter, hook) for hook in hooks)
 
 
 _BUILT_IN_GENERATORS = (StrategyAdapter.gen_ft_schedule, NameMapAdapterMixin.gen_ft_schedule)

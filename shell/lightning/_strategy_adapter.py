@@ -25,7 +25,7 @@ from finetuning_scheduler.core import (
     resolve_schedule,
 )
 
-from ..engine import collector_paused, inventory, schedule_file_name, write_schedule
+from ..engine import collector_paused, inventory, param_index, schedule_file_name, write_schedule
 from ._views import SchedulerView
 
 
@@ -94,7 +94,7 @@ class StrategyAdapter:
 
     def get_named_params_for_schedule_validation(self) -> dict[str, nn.Parameter]:
         """The parameters, by the names schedules use. The default: the module's own names."""
-        return dict(self.pl_module.named_parameters())
+        return dict(param_index(self.pl_module).named)
 
     def schedule_inventory(self) -> ParamInventory:
         """The parameters as data, by schedule names (built from ``get_named_params_for_schedule_validation``)."""

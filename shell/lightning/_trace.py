@@ -16,7 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..engine import EpochTrace, trainable_counts, write_text_atomically
+from finetuning_scheduler.core import Reason
+
+from ..engine import trainable_counts, write_text_atomically
 
 TRACE_FORMAT = 1
 """The layout version of the trace file (its ``format`` key)."""
@@ -69,20 +71,22 @@ class TraceWriter:
             return  # an unreadable trace is not worth failing a fit over: it is rewritten from here
         self.entries = [entry for entry in earlier if isinstance(entry, dict) and entry.get("epoch", 0) < first_epoch]
 
-    def epoch_started(self, snapshot: EpochTrace, module: nn.Module) -> None:
+    def epoch_started(
+        self, epoch: int, depth: int, reason: Reason | None, optimizer: torch.optim.Optimizer, module: nn.Module
+    ) -> None:
         """Note what this epoch trains (after any phase change at its start)."""
         if not self.enabled:
             return
         if not self._begun:
-            self._begin(snapshot.epoch)
+            self._begin(epoch)
         count, trainable, total = trainable_counts(module)
         self._open = {
-            "epoch": snapshot.epoch,
-            "depth": snapshot.depth,
-            "reason": None if snapshot.reason is None else snapshot.reason.value,
+            "epoch": epoch,
+            "depth": depth,
+            "reason": None if reason is None else reason.value,
             "trainable_tensors": count,
             "trainable_share": trainable / total if total else 0.0,
-            "lrs": list(snapshot.lrs),
+            "lrs": [float(group["lr"]) for group in optimizer.param_groups],
         }
 
     def epoch_ended(self, monitor: str | None, metrics: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ point one way only (the callback imports them).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
@@ -55,4 +55,12 @@ def trainer_callbacks(trainer: Trainer) -> list[Callback]:
     return cast("list[Callback]", trainer.callbacks)  # type: ignore[attr-defined]
 
 
-__all__ = ["SchedulerView", "trainer_callbacks"]
+CallbackT = TypeVar("CallbackT", bound=Callback)
+
+
+def first_callback(trainer: Trainer, kind: type[CallbackT]) -> CallbackT | None:
+    """The trainer's first callback of ``kind``, if any."""
+    return next((cb for cb in trainer_callbacks(trainer) if isinstance(cb, kind)), None)
+
+
+__all__ = ["SchedulerView", "first_callback", "trainer_callbacks"]
