@@ -109,6 +109,13 @@ def _views_by_canonical(bindings: tuple[Binding, ...]) -> Mapping[str, tuple[str
     return types.MappingProxyType({canonical: tuple(views) for canonical, views in groups.items()})
 
 
+def _rename_tables(bindings: tuple[Binding, ...]) -> Mapping[Direction, Mapping[str, str]]:
+    pairs = [(b.canonical, b.view) for b in bindings if b.kind in RENAMES and b.canonical is not None]
+    return types.MappingProxyType(
+        {Direction.TO_VIEW: dict(pairs), Direction.TO_CANONICAL: {view: canonical for canonical, view in pairs}}
+    )
+
+
 @attrs.frozen
 class NameMap:
     """A checked mapping between schedule-space names and canonical names; build it with :func:`build_name_map`.
@@ -126,6 +133,10 @@ class NameMap:
     by_canonical: Mapping[str, tuple[str, ...]] = attrs.field(
         init=False, eq=False, repr=False, default=attrs.Factory(lambda self: _views_by_canonical(self.bindings), True)
     )
+    renames: Mapping[Direction, Mapping[str, str]] = attrs.field(
+        init=False, eq=False, repr=False, default=attrs.Factory(lambda self: _rename_tables(self.bindings), True)
+    )
+    """Checkpoint-key renames each way: only ``exact`` and ``prefix`` bindings (the same tensor under another name)."""
 
     @property
     def views(self) -> tuple[str, ...]:

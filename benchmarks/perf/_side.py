@@ -7,12 +7,15 @@ Lightning with its default checkpointing, the baseline every scheduler figure is
 
 Tasks (every timing is wall time with ``time.perf_counter``; the model is built before the clock starts):
 
-- ``fit``: callbacks + ``Trainer`` + one-epoch ``fit`` of a :func:`moe_names` model, implicit or regex schedule.
+- ``fit``: callbacks + ``Trainer`` + one-epoch ``fit`` of a :func:`moe_names` model, implicit or regex schedule,
+  ``runs`` times without and with the scheduler, interleaved.
 - ``transition``: a two-epoch fit whose phase 0 ends after epoch 0; the time of epoch 1's ``on_train_epoch_start``
   callbacks (thaw, new param groups, LR-scheduler extension, restore of the best checkpoint).
-- ``steps``: training steps per second of a small MLP over one epoch (first 50 steps excluded).
-- ``memory``: peak resident memory of a one-epoch fit of a ~270 MB MLP over the RSS before it, and whether frozen
-  parameters hold gradients or optimizer state at the end of the epoch.
+- ``steps``: training steps per second of a small MLP over one epoch (first 50 steps excluded), ``runs`` times
+  without and with the scheduler, interleaved.
+- ``memory``: peak resident memory of the training steps of a one-epoch fit of a 256 MB MLP over the RSS before it
+  (and with the checkpoint written at the epoch's end), and whether frozen parameters hold gradients or optimizer
+  state once the steps are done.
 """
 
 from __future__ import annotations
@@ -139,19 +142,27 @@ def trainer(folder: Path, epochs: int, cbs: list[Callback], checkpointing: bool)
     )
 
 
-def fit(task: dict[str, Any]) -> dict[str, Any]:
-    """One one-epoch fit of an :class:`Inventory` model; ``seconds`` covers callbacks, Trainer and fit."""
-    model = Inventory(task["size"])
+def timed_fit(size: int, schedule: str, scheduler: bool) -> float:
+    """One one-epoch fit of an :class:`Inventory` model; the time covers callbacks, Trainer and fit."""
+    model = Inventory(size)
     loader = data(WIDTH, 1, 4)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        ft_schedule = schedule_file(folder, regex_phases()) if task["schedule"] == "regex" else None
+        ft_schedule = schedule_file(folder, regex_phases()) if schedule == "regex" else None
         gc.collect()
         start = time.perf_counter()
-        cbs, checkpointing = callbacks(task["scheduler"], ft_schedule, [])
+        cbs, checkpointing = callbacks(scheduler, ft_schedule, [])
         trainer(folder, 1, cbs, checkpointing).fit(model, loader, loader)
-        seconds = time.perf_counter() - start
-    return {"seconds": seconds, "params": len(list(model.parameters()))}
+        return time.perf_counter() - start
+
+
+def fit(task: dict[str, Any]) -> dict[str, Any]:
+    """``runs`` fits without and with the scheduler, interleaved, so both see the same machine."""
+    found: dict[str, list[float]] = {"plain": [], "scheduler": []}
+    for _ in range(task["runs"]):
+        for kind in found:
+            found[kind].append(timed_fit(task["size"], task["schedule"], kind == "scheduler"))
+    return {"params": len(moe_names(task["size"])), **found}
 
 
 class EpochStartClock(Callback):
@@ -164,8 +175,8 @@ class EpochStartClock(Callback):
         self.marks.setdefault(trainer.current_epoch, []).append(time.perf_counter())
 
 
-def transition(task: dict[str, Any]) -> dict[str, Any]:
-    model = Inventory(task["size"])
+def one_transition(size: int) -> tuple[float, float, int]:
+    model = Inventory(size)
     loader = data(WIDTH, 1, 4)
     marks: dict[int, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,7 +186,18 @@ def transition(task: dict[str, Any]) -> dict[str, Any]:
         cbs.insert(0, EpochStartClock(marks))  # Lightning keeps this order (it moves only checkpoints, to the end)
         trainer(folder, 2, cbs, False).fit(model, loader, loader)
     thawed = sum(p.requires_grad for p in model.parameters())
-    return {"seconds": marks[1][1] - marks[1][0], "steady_seconds": marks[0][1] - marks[0][0], "thawed": thawed}
+    return marks[1][1] - marks[1][0], marks[0][1] - marks[0][0], thawed
+
+
+def transition(task: dict[str, Any]) -> dict[str, Any]:
+    """The epoch-start hooks of the epoch that enters phase 1 (and of epoch 0, no transition, for comparison)."""
+    found = [one_transition(task["size"]) for _ in range(task["runs"])]
+    return {
+        "seconds": [entered for entered, _, _ in found],
+        "steady_seconds": [steady for _, steady, _ in found],
+        "thawed": found[0][2],
+        "params": len(moe_names(task["size"])),
+    }
 
 
 class StepClock(Callback):
@@ -191,17 +213,25 @@ class StepClock(Callback):
             self.end, self.steps = time.perf_counter(), self.steps + 1
 
 
-def steps(task: dict[str, Any]) -> dict[str, Any]:
+def steps_per_second(batches: int, scheduler: bool) -> float:
     """Steps/s of one epoch; with the scheduler, one phase holds every parameter so the arithmetic is the same."""
     model = MLP(64, 4)
-    loader = data(64, task["batches"], 16)
+    loader = data(64, batches, 16)
     clock = StepClock(skip=50)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         ft_schedule = schedule_file(folder, [[".*"]])
-        cbs, checkpointing = callbacks(task["scheduler"], ft_schedule, [clock])
+        cbs, checkpointing = callbacks(scheduler, ft_schedule, [clock])
         trainer(folder, 1, cbs, checkpointing).fit(model, loader, data(64, 1, 16))
-    return {"steps_per_second": clock.steps / (clock.end - clock.start), "steps": clock.steps}
+    return clock.steps / (clock.end - clock.start)
+
+
+def steps(task: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, list[float]] = {"plain": [], "scheduler": []}
+    for _ in range(task["runs"]):
+        for kind in found:
+            found[kind].append(steps_per_second(task["batches"], kind == "scheduler"))
+    return found
 
 
 def _status_kib(field: str) -> int:
@@ -212,12 +242,17 @@ def _status_kib(field: str) -> int:
 
 
 class FrozenStateProbe(Callback):
-    """At the end of phase 0's epoch: how many frozen parameters hold a gradient or optimizer state."""
+    """When the epoch's training steps are done (validation starts, no checkpoint written yet): the peak RSS so far
+    and how many frozen parameters hold a gradient or optimizer state. Checkpoint writing is left out: Lightning
+    serialises a checkpoint into memory before writing it, which would measure the checkpoint, not the training."""
 
     def __init__(self) -> None:
         self.found: dict[str, int] = {}
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.found:
+            return
+        peak = _status_kib("VmHWM")
         frozen = [p for p in pl_module.parameters() if not p.requires_grad]
         state = trainer.optimizers[0].state
         self.found = {
@@ -225,6 +260,7 @@ class FrozenStateProbe(Callback):
             "frozen_with_grad": sum(p.grad is not None for p in frozen),
             "frozen_with_optimizer_state": sum(bool(state.get(p)) for p in frozen),
             "trainable_bytes": sum(p.numel() * p.element_size() for p in pl_module.parameters() if p.requires_grad),
+            "training_peak_kib": peak,
         }
 
 
@@ -253,9 +289,15 @@ def memory(task: dict[str, Any]) -> dict[str, Any]:
         before = _status_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
         fit_trainer.fit(model, loader, loader)
-        peak = _status_kib("VmHWM")
-    extra = (peak - before) * 1024
-    return {"weights_bytes": weights, "rss_before_kib": before, "peak_extra_bytes": extra, **probe.found}
+        with_checkpoint = _status_kib("VmHWM")
+    extra = (probe.found.pop("training_peak_kib") - before) * 1024
+    return {
+        "weights_bytes": weights,
+        "rss_before_kib": before,
+        "peak_extra_bytes": extra,
+        "peak_extra_with_checkpoint_bytes": (with_checkpoint - before) * 1024,
+        **probe.found,
+    }
 
 
 TASKS = {"fit": fit, "transition": transition, "steps": steps, "memory": memory}
@@ -264,7 +306,7 @@ TASKS = {"fit": fit, "transition": transition, "steps": steps, "memory": memory}
 def warm_up() -> None:
     """A small fit with and without the scheduler, so lazy imports and first-call costs are not billed to a task."""
     for scheduler in (False, True):
-        fit({"size": 200, "schedule": "implicit", "scheduler": scheduler})
+        timed_fit(200, "implicit", scheduler)
 
 
 def main() -> None:

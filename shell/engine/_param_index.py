@@ -70,7 +70,7 @@ def _walk(module: nn.Module) -> ParamIndex:
                 named[name] = param
             else:
                 aliases[name] = registered
-        children = [(prefix + child_name + ".", child) for child_name, child in current._modules.items() if child]
+        children = [(prefix + name + ".", child) for name, child in current._modules.items() if child is not None]
         stack.extend(reversed(children))
     return ParamIndex(named, aliases, tuple({id(norm): norm for norm in norms}.values()))
 

@@ -36,7 +36,7 @@ from finetuning_scheduler.core import (
     view_inventory,
 )
 
-from ..engine import collector_paused, inventory, schedule_file_name, value_or_raise, write_schedule
+from ..engine import collector_paused, inventory, param_index, schedule_file_name, value_or_raise, write_schedule
 
 if TYPE_CHECKING:
     from lightning.pytorch import LightningModule
@@ -84,10 +84,9 @@ def canonical_names(names: Iterable[str], name_map: NameMap, fused: FusedPolicy 
 
 
 def _renamed(state_dict: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
-    renamed = type(state_dict)() if isinstance(state_dict, dict) else {}
-    for key, value in state_dict.items():
-        renamed[mapping[key]] = value  # the same tensor objects: nothing is copied
-    return renamed
+    # A plain dict in the same order (torch's load_state_dict copies whatever it gets into an OrderedDict itself);
+    # the values are the same tensor objects: nothing is copied.
+    return {mapping[key]: value for key, value in state_dict.items()}
 
 
 def state_dict_to_view(state_dict: Mapping[str, Any], name_map: NameMap) -> dict[str, Any]:
@@ -97,7 +96,11 @@ def state_dict_to_view(state_dict: Mapping[str, Any], name_map: NameMap) -> dict
     >>> sd
     {'w': 1, 'step': 2}
     """
-    return _renamed(state_dict, _unwrap(rename_keys(state_dict, name_map, Direction.TO_VIEW)))
+    table = name_map.renames[Direction.TO_VIEW]
+    renamed = {table.get(key, key): value for key, value in state_dict.items()}  # one pass: ~20 ms for 100k keys
+    if len(renamed) != len(state_dict):  # two keys landed on one name: the core says which
+        _unwrap(rename_keys(state_dict, name_map, Direction.TO_VIEW))
+    return renamed
 
 
 def state_dict_for_module(state_dict: Mapping[str, Any], module_keys: Iterable[str]) -> dict[str, Any]:
@@ -148,6 +151,7 @@ class NameMapAdapterMixin:
     portable_checkpoints: bool = False
     translated: TranslatedSchedule | None = None
     _name_map_cache: tuple[tuple[str, ...], NameMap] | None = None
+    _portable_map_cache: tuple[tuple[str, ...], NameMap] | None = None
 
     if TYPE_CHECKING:
         pl_module: LightningModule
@@ -159,7 +163,7 @@ class NameMapAdapterMixin:
 
     def name_map_result(self) -> Result[NameMap, Diagnostics]:
         """The name map of the module as it is now (cached while its parameter names do not change)."""
-        names = tuple(name for name, _ in self.pl_module.named_parameters())
+        names = tuple(param_index(self.pl_module).named)
         cached = self._name_map_cache
         if cached is not None and cached[0] == names:
             return Success(cached[1])
@@ -231,7 +235,11 @@ class NameMapAdapterMixin:
         state_dict: dict[str, Any] = super().lightning_module_state_dict()  # type: ignore[misc]
         if not self.portable_checkpoints:
             return state_dict
-        return state_dict_to_view(state_dict, _unwrap(unwrapped_name_map(state_dict)))
+        keys = tuple(state_dict)  # the same at every save: the map (about 10 us a key to build) is kept
+        cached = self._portable_map_cache
+        if cached is None or cached[0] != keys:
+            cached = self._portable_map_cache = (keys, _unwrap(unwrapped_name_map(keys)))
+        return state_dict_to_view(state_dict, cached[1])
 
     def load_model_state_dict(self, checkpoint: Mapping[str, Any], strict: bool = True) -> None:
         """Load a checkpoint whose keys may come from a differently wrapped module (compiled or not, ...).

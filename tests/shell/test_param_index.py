@@ -136,3 +136,18 @@ def test_a_fit_walks_the_module_once_in_setup_and_once_an_epoch(
     monkeypatch.setattr(_param_index, "walk", lambda module: walks.append(module) or real(module))
     pl.Trainer(callbacks=[FinetuningScheduler(max_depth=1)], **fit_kwargs(tmp_path, max_epochs=2)).fit(model)
     assert walks == [model] * 3  # setup, then the trace at each of the two epoch starts
+
+
+def test_modules_whose_truth_value_is_false_or_undefined_are_walked() -> None:
+    class Falsy(nn.Linear):
+        def __len__(self) -> int:
+            return 0  # a container-like module with parameters of its own
+
+    class NoLen(nn.Linear):
+        def __len__(self) -> int:
+            raise TypeError("no len()")  # as torch.compile's wrapper of a module without __len__
+
+    model = nn.Sequential(nn.Sequential(), Falsy(1, 1), NoLen(1, 1))
+    model.add_module("missing", None)
+    assert index_view(model) == torch_view(model)
+    assert list(walk(model).named) == ["1.weight", "1.bias", "2.weight", "2.bias"]
