@@ -36,6 +36,7 @@ from ._diagnostics import (
     warning,
     warnings_only,
 )
+from ._fingerprint import DETAILED_PHASES, Fingerprint, fingerprint, model_changes, schedule_changes
 from ._generate import GenerationPolicy, block_of, generate
 from ._name_translation import to_canonical, to_view
 from ._names import (
@@ -114,6 +115,7 @@ from ._yaml import RawSchedule, dump_data, dump_schedule, parse_yaml, schedule_t
 __all__ = [
     "BASE_ADAPTER",
     "BUILTIN_ADAPTERS",
+    "DETAILED_PHASES",
     "ENTRY_POINT_GROUP",
     "LEADING_WRAPPERS",
     "ONE_TO_ONE",
@@ -131,6 +133,7 @@ __all__ = [
     "Diagnostic",
     "Diagnostics",
     "Direction",
+    "Fingerprint",
     "FitState",
     "FusedPolicy",
     "GenerationPolicy",
@@ -174,12 +177,14 @@ __all__ = [
     "effective_max_epochs",
     "error",
     "errors_only",
+    "fingerprint",
     "flat_parameter_conflicts",
     "generate",
     "generate_in_view",
     "identity_map",
     "locate",
     "make_converter",
+    "model_changes",
     "next_transition",
     "parse_adapter_ref",
     "parse_yaml",
@@ -196,6 +201,7 @@ __all__ = [
     "resolve_schedule",
     "resolve_yaml",
     "resume_plan",
+    "schedule_changes",
     "schedule_to_data",
     "split_ties",
     "strip_wrappers",

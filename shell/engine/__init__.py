@@ -4,6 +4,23 @@ Every trainer integration (the Lightning callback, the driver for other loops) r
 :class:`PhaseEngine`; the torch helpers and schedule files are usable on their own too.
 """
 
+from ._arguments import (
+    BOOL,
+    OPTIONAL_BOOL,
+    OPTIONAL_PATH,
+    OPTIONAL_STR,
+    PATH,
+    STR,
+    Accepts,
+    ArgumentError,
+    argument_problems,
+    check_arguments,
+    integer,
+    number,
+    one_of,
+    optional_mapping,
+    positive_number,
+)
 from ._engine import STATE_FORMAT, GroupPolicy, NoDecay, PhaseEngine, Replaced, RestoreBest
 from ._errors import CheckpointMismatchError, ScheduleError, ScheduleWarning, value_or_raise
 from ._gc import collector_paused
@@ -33,8 +50,16 @@ from .torch_helpers import (
 )
 
 __all__ = [
+    "BOOL",
+    "OPTIONAL_BOOL",
+    "OPTIONAL_PATH",
+    "OPTIONAL_STR",
+    "PATH",
     "STATE_FORMAT",
+    "STR",
     "SUPPORTED_LR_SCHEDULERS",
+    "Accepts",
+    "ArgumentError",
     "CheckpointMismatchError",
     "EpochTrace",
     "GroupPolicy",
@@ -49,18 +74,25 @@ __all__ = [
     "ScheduleError",
     "ScheduleWarning",
     "add_param_groups",
+    "argument_problems",
+    "check_arguments",
     "collector_paused",
     "extend_scheduler_state",
     "forget",
     "freeze",
     "group_names",
     "import_class",
+    "integer",
     "inventory",
     "materialize_optimizer_state",
+    "number",
+    "one_of",
     "one_walk",
     "optimizer_problems",
+    "optional_mapping",
     "param_index",
     "phase0_mismatch",
+    "positive_number",
     "raw_reinit_problems",
     "read_schedule",
     "reinit_problems",

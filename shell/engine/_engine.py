@@ -1,15 +1,15 @@
 """The phase engine: one implementation of a scheduled fit's effects, for every trainer. No Lightning import.
 
 The core decides (``next_transition``, ``transition_plan``, ``resume_plan``); the engine holds the fit state and
-its history and turns each decision into effects on the module, the optimizer and its LR schedulers: thawing,
-param groups (with the weight-decay split), scheduler state, the BatchNorm policy, restoring the best checkpoint
-(through a callable the trainer integration supplies), phase-0 enforcement and resume. Trainer integrations (the
-Lightning callback, :class:`~finetuning_scheduler.shell.integrations.driver.ScheduleDriver`) only gather facts and
-call it.
+history and applies each decision to the module, the optimizer and its LR schedulers: thawing, param groups (with
+the weight-decay split), scheduler state, the BatchNorm policy, restoring the best checkpoint (through a callable
+the integration supplies), phase-0 enforcement and resume (fingerprints checked). Integrations (the Lightning
+callback, :class:`~finetuning_scheduler.shell.integrations.driver.ScheduleDriver`) only gather facts and call it.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,6 +20,7 @@ from torch import nn
 
 from finetuning_scheduler.core import (
     Diagnostics,
+    Fingerprint,
     FitState,
     ImplicitReinit,
     LRSchedulerInit,
@@ -31,6 +32,7 @@ from finetuning_scheduler.core import (
     Transition,
     decided,
     depth_remaining,
+    fingerprint,
     make_converter,
     next_transition,
     reinit_at,
@@ -40,6 +42,7 @@ from finetuning_scheduler.core import (
 )
 
 from ._errors import CheckpointMismatchError, RebuiltGroupsMismatchError, ScheduleWarning
+from ._fingerprints import check_fingerprint
 from ._lr_schedulers import adopt_rebuilt_groups, capture_lr_state, forget_groups, repoint, restore_lr_state
 from ._phase0 import Phase0Mismatch, phase0_mismatch
 from ._records import EpochTrace, PhaseChange
@@ -229,12 +232,10 @@ class PhaseEngine:
     def apply(self, plan: Plan, restore: RestoreBest | None = None) -> None:
         """Make the module and optimizer enter ``plan.depth`` (a transition).
 
-        With ``restore`` (the plan's ``restore_best``), the best checkpoint is reloaded first, keeping the groups
-        through ``plan.keep_through``; the groups after it are added again. A phase with a new optimizer builds it
-        from phase 0's parameters and adds every later phase's groups to it. Either way the LR schedule continues
-        from where it was (restoring rolls weights back, never the LR trajectory), and the target phase's groups
-        join it; a new LR scheduler then takes over all groups.
-        """
+        With ``restore``, the best checkpoint is reloaded first, keeping the groups through ``plan.keep_through``
+        and adding the later ones again. A new optimizer is built from phase 0's parameters plus every later
+        phase's groups. The LR schedule continues (restoring rolls weights back, never the LR trajectory) and the
+        target phase's groups join it; a new LR scheduler then takes over all groups."""
         lr_state = capture_lr_state(self.require_optimizer(), self.schedulers)
         restoring = plan.restore_best and restore is not None
         if restore is not None and restoring and plan.new_optimizer is None and self._best_used_another_optimizer():
@@ -375,18 +376,26 @@ class PhaseEngine:
             "format": STATE_FORMAT,
             "fit_state": self._converter.unstructure(self.state),
             "history": [change.as_data() for change in self.history],
+            "fingerprint": self.fingerprint.as_data(),
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    @functools.cached_property
+    def fingerprint(self) -> Fingerprint:
+        """The schedule's and the model's fingerprint, stored in every state (computed once, on first use)."""
+        return fingerprint(self.resolved)
+
+    def load_state_dict(self, state: Mapping[str, Any], accept_changed_schedule: bool = False) -> None:
         """Take a saved state (checked against the schedule now); :meth:`resume_pending` applies it once the
         optimizer is attached.
 
         Raises:
-            CheckpointMismatchError: the state was saved in a phase this schedule does not have.
+            CheckpointMismatchError: the state was saved from another model, with another schedule (unless
+                ``accept_changed_schedule``: then a warning says what changed) or in a phase it does not have.
             RuntimeError: this engine has already entered a phase (resume needs a fresh fit).
         """
         if self.state.depth != 0 or self.history:
             raise RuntimeError("load_state_dict needs a fresh driver or fit (still in phase 0, before any epoch_start)")
+        check_fingerprint(state, self.fingerprint, accept_changed_schedule, self.warn)
         restored = self._converter.structure(state["fit_state"], FitState)
         phases = len(self.resolved.phases)
         if restored.depth >= phases:

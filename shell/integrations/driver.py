@@ -43,6 +43,7 @@ from finetuning_scheduler.core import (
     Diagnostics,
     GenerationPolicy,
     ParamInventory,
+    RawSchedule,
     Reason,
     ResolvedSchedule,
     Schedule,
@@ -56,7 +57,9 @@ from finetuning_scheduler.core import (
 )
 
 from ..engine import (
+    BOOL,
     STATE_FORMAT,
+    Accepts,
     EpochTrace,
     GroupPolicy,
     NoDecay,
@@ -64,9 +67,13 @@ from ..engine import (
     PhaseEngine,
     ScheduleError,
     ScheduleWarning,
+    check_arguments,
     collector_paused,
+    integer,
     inventory,
+    number,
     optimizer_problems,
+    positive_number,
     raw_reinit_problems,
     read_schedule,
     reinit_problems,
@@ -113,6 +120,28 @@ class PhasePlateau:
         return self.converged
 
 
+_DRIVER_ARGUMENTS = {
+    "module": Accepts("a torch.nn.Module", lambda v: isinstance(v, nn.Module)),
+    "schedule": Accepts(
+        "None, a Schedule, a dict of phases or a path to a YAML schedule",
+        lambda v: v is None or isinstance(v, Schedule | Mapping | str | os.PathLike),
+    ),
+    "max_depth": integer(-1),
+    "base_max_lr": positive_number(),
+    "epoch_transitions_only": BOOL,
+    "unscheduled": Accepts("an UnscheduledPolicy", lambda v: isinstance(v, UnscheduledPolicy)),
+    "generation": Accepts("a GenerationPolicy", lambda v: isinstance(v, GenerationPolicy)),
+    "no_decay": Accepts(
+        "None, a list of name substrings or a callable(name) -> bool",
+        lambda v: v is None or callable(v) or (isinstance(v, list | tuple) and all(isinstance(s, str) for s in v)),
+    ),
+    "weight_decay": Accepts("None or a finite number >= 0", lambda v: v is None or number(0).test(v)),
+    "apply_lambdas": BOOL,
+    "frozen_bn_track_running_stats": BOOL,
+    "reinit": BOOL,
+}
+
+
 def _resolve(
     source: ScheduleSource, names: ParamInventory, options: ValidationOptions, policy: GenerationPolicy
 ) -> Result[ResolvedSchedule, Diagnostics]:
@@ -120,7 +149,7 @@ def _resolve(
         if source is None:
             source = generate(names, policy)
         if isinstance(source, Schedule):
-            return resolve_schedule(schedule_to_data(source), names, options)
+            return resolve_schedule(RawSchedule.of(source), names, options)  # no structuring again
         if isinstance(source, Mapping):
             return resolve_schedule(source, names, options)
         return read_schedule(source).bind(lambda raw: resolve_schedule(raw, names, options))
@@ -184,6 +213,7 @@ class ScheduleDriver:
         frozen_bn_track_running_stats: bool = True,
         reinit: bool = True,
     ) -> None:
+        check_arguments("ScheduleDriver", locals(), _DRIVER_ARGUMENTS)
         self.module = unwrap_module(module)
         self.epoch_transitions_only = epoch_transitions_only
         options = ValidationOptions(
@@ -357,15 +387,17 @@ class ScheduleDriver:
         """The driver's state as plain data (safe for ``torch.load(weights_only=True)`` and JSON)."""
         return self.engine.state_dict()
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], accept_changed_schedule: bool = False) -> None:
         """Restore a saved state on a fresh driver: rebuilds the saved phase's groups on the phase-0 optimizer.
 
         Call it before ``optimizer.load_state_dict`` and ``scheduler.load_state_dict``. Before :meth:`attach`, the
-        state is kept and applied by :meth:`attach`.
+        state is kept and applied by :meth:`attach`. A state saved from another model, or with another schedule
+        (unless ``accept_changed_schedule``: then a warning says what changed), is refused with
+        :class:`CheckpointMismatchError`.
         """
         if state.get("format") != STATE_FORMAT or "fit_state" not in state:
             raise ValueError(f"Not a ScheduleDriver state (format {STATE_FORMAT} with a 'fit_state'): {sorted(state)}")
-        self.engine.load_state_dict(state)
+        self.engine.load_state_dict(state, accept_changed_schedule)
         if self.engine.optimizer is not None:
             self.engine.resume_pending()
 

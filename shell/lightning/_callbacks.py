@@ -14,6 +14,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore
 from torch import Tensor
 from typing_extensions import override
 
+from ._fts_arguments import CHECKPOINT, EARLY_STOPPING, check_lightning_arguments
 from ._views import SchedulerView, trainer_callbacks
 
 
@@ -122,6 +123,7 @@ class FTSEarlyStopping(_ConnectsToScheduler, EarlyStopping):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        check_lightning_arguments("FTSEarlyStopping", EarlyStopping.__init__, args, kwargs, EARLY_STOPPING)
         super().__init__(*args, **kwargs)
         self.es_phase_complete = True
         self.final_phase = True
@@ -204,6 +206,7 @@ class FTSCheckpoint(_ConnectsToScheduler, ModelCheckpoint):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        check_lightning_arguments("FTSCheckpoint", ModelCheckpoint.__init__, args, kwargs, CHECKPOINT)
         super().__init__(*args, **kwargs)
         self.current_ckpt_depth = 0
         self.best_ckpt_depth = 0

@@ -8,7 +8,6 @@ phase does to the model and optimizer is the engine's (``shell/engine``), shared
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from collections.abc import Mapping
@@ -56,6 +55,7 @@ from ._fit_steps import (
     walks_once,
     warn_unused_lambdas,
 )
+from ._fts_arguments import SchedulerArguments
 from ._schedule_setup import ScheduleSetup
 from ._strategy_adapter import StrategyAdapter
 from ._trace import TraceWriter, trace_file_name
@@ -68,68 +68,16 @@ TransitionRecord = PhaseChange
 """A phase change of the fit (``transition_history``): the engine's record, under the callback's historical name."""
 
 
-class FinetuningScheduler(Callback):
+class FinetuningScheduler(SchedulerArguments, Callback):
     """Fine-tune in phases: each phase thaws more of the model, driven by a schedule (FTS-compatible API).
 
-    Args:
-        ft_schedule: a schedule YAML path or dict; ``None`` generates the default (implicit) schedule.
-        max_depth: the deepest phase to run (``-1``: the whole schedule).
-        base_max_lr: the learning rate of phases > 0 that give none.
-        restore_best: reload the best checkpoint before entering each new phase.
-        gen_ft_sched_only: write the default schedule to ``log_dir`` and exit.
-        epoch_transitions_only: phases end by ``max_transition_epoch`` only (no early stopping).
-        reinit_optim_cfg: implicit mode: ``{optimizer_init: {class_path, init_args}}``, the optimizer every phase > 0
-            starts with (it takes precedence over a phase's own ``new_optimizer``).
-        reinit_lr_cfg: implicit mode: ``{lr_scheduler_init: {...}, pl_lrs_cfg: {...}, use_current_optimizer_pg_lrs}``,
-            the LR scheduler every phase > 0 starts with (not with an explicit ``ft_schedule``).
-        strategy_adapter_cfg: keyword arguments for the strategy adapter.
-        custom_strategy_adapters: Lightning strategy flag to adapter reference.
-        allow_untested: allow strategies and LR schedulers that were not tested with the scheduler.
-        apply_lambdas_new_pgs: scale new groups' lr by the scheduler's last lambda.
-        logging_level: level of this callback's logger.
-        enforce_phase0_params: rebuild the optimizer from phase 0 when ``configure_optimizers`` disagrees.
-        frozen_bn_track_running_stats: frozen BatchNorm layers keep tracking running statistics.
-        log_dir: where the schedule files go (default: ``trainer.log_dir``, then ``default_root_dir``).
+    The constructor arguments (checked when given: one error names every bad one) are those of
+    :class:`SchedulerArguments`.
     """
 
-    def __init__(
-        self,
-        ft_schedule: str | os.PathLike[str] | dict[Any, Any] | None = None,
-        max_depth: int = -1,
-        base_max_lr: float = 1e-5,
-        restore_best: bool = True,
-        gen_ft_sched_only: bool = False,
-        epoch_transitions_only: bool = False,
-        reinit_optim_cfg: dict[str, Any] | None = None,
-        reinit_lr_cfg: dict[str, Any] | None = None,
-        strategy_adapter_cfg: dict[str, Any] | None = None,
-        custom_strategy_adapters: dict[str, str] | None = None,
-        allow_untested: bool = False,
-        apply_lambdas_new_pgs: bool = False,
-        logging_level: int = logging.INFO,
-        enforce_phase0_params: bool = True,
-        frozen_bn_track_running_stats: bool = True,
-        log_dir: str | os.PathLike[str] | None = None,
-    ) -> None:
-        super().__init__()
-        # A private deep copy: the caller's dict is never mutated (FTS rewrites it in place).
-        self.ft_schedule: Any = copy.deepcopy(ft_schedule) if isinstance(ft_schedule, Mapping) else ft_schedule
-        self.max_depth = max_depth
-        self.base_max_lr = base_max_lr
-        self.restore_best = restore_best
-        self.gen_ft_sched_only = gen_ft_sched_only
-        self.epoch_transitions_only = epoch_transitions_only
-        self.reinit_optim_cfg = reinit_optim_cfg
-        self.reinit_lr_cfg = reinit_lr_cfg
-        self.strategy_adapter_cfg = dict(strategy_adapter_cfg or {})
-        self.custom_strategy_adapters = custom_strategy_adapters
-        self.allow_untested = allow_untested
-        self.apply_lambdas_new_pgs = apply_lambdas_new_pgs
-        self.logging_level = logging_level
-        self.enforce_phase0_params = enforce_phase0_params
-        self.frozen_bn_track_running_stats = frozen_bn_track_running_stats
-        self._log_dir = log_dir
-        log.setLevel(logging_level)
+    @override
+    def _fresh_state(self) -> None:
+        """The state of a fit, before any (the constructor calls it)."""
         self.strategy_adapter: StrategyAdapter | None = None
         self.resolved: ResolvedSchedule | None = None
         self.raw_schedule: RawSchedule | Mapping[Any, Any] = {}
@@ -323,7 +271,7 @@ class FinetuningScheduler(Callback):
         engine = self._require_engine()
         self._saved_state = None
         try:
-            engine.load_state_dict(saved)
+            engine.load_state_dict(saved, self.accept_changed_schedule)
             restored = engine.resume_pending(self._checkpoint_groups)
         except CheckpointMismatchError as mismatch:
             raise LightningCheckpointMismatchError(str(mismatch)) from None

@@ -37,11 +37,17 @@ def _fit(
     epochs_only: bool = False,
     diverge_on_epoch: int = 3,
     strategy: Any = "auto",
+    accept_changed_schedule: bool = False,
 ) -> tuple[Recorder, dict[str, torch.Tensor], Any]:
     pl.seed_everything(7)
     recorder = Recorder()
     callbacks: list[pl.Callback] = [
-        FinetuningScheduler(ft_schedule=schedule, restore_best=restore_best, epoch_transitions_only=epochs_only),
+        FinetuningScheduler(
+            ft_schedule=schedule,
+            restore_best=restore_best,
+            epoch_transitions_only=epochs_only,
+            accept_changed_schedule=accept_changed_schedule,
+        ),
         FTSCheckpoint(dirpath=dirpath, monitor="val_loss", save_top_k=-1, save_last=True, filename="{epoch}"),
         recorder,
     ]
@@ -132,10 +138,21 @@ def test_resume_after_the_schedule_finished_with_larger_max_epochs(tmp_path: Pat
 def test_resume_with_an_incompatible_schedule_is_a_clear_error(uninterrupted: Any, tmp_path: Path) -> None:
     _, _, ckpts, _ = uninterrupted
     two_phases = {0: SCHEDULE[0], 1: {"params": ["model.[0-2].*"]}}
-    expected = "checkpoint was saved in phase 2, but the schedule has only 2 phases"
-    with pytest.raises(CheckpointMismatchError, match=expected) as raised:
+    changed = r"schedule differs from the one the checkpoint was trained with: the schedule had 3 phases, it has 2"
+    with pytest.raises(CheckpointMismatchError, match=changed) as raised:
         _fit(tmp_path, tmp_path / "c", schedule=two_phases, max_epochs=12, ckpt_path=str(ckpts / "last.ckpt"))
     assert isinstance(raised.value, MisconfigurationException)  # what Lightning users catch
+    # Accepting a changed schedule does not accept one without the checkpoint's phase.
+    expected = "checkpoint was saved in phase 2, but the schedule has only 2 phases"
+    with pytest.raises(CheckpointMismatchError, match=expected):
+        _fit(
+            tmp_path / "accepted",
+            tmp_path / "d",
+            schedule=two_phases,
+            max_epochs=12,
+            ckpt_path=str(ckpts / "last.ckpt"),
+            accept_changed_schedule=True,
+        )
 
 
 class LateRestoringStrategy(SingleDeviceStrategy):
