@@ -29,6 +29,7 @@ from ..plugins import (
     select_adapter,
     warn,
 )
+from ._hook_faults import guard_hooks
 from ._strategy_adapter import StrategyAdapter
 
 
@@ -61,7 +62,7 @@ def make_adapter(
         raise AdapterError(render(checked))
     warn(warnings_only(checked))
     selection = select_adapter(flag, custom_map)
-    return instantiate_adapter(load_adapter(selection), cfg or {}, selection)
+    return guard_hooks(instantiate_adapter(load_adapter(selection), cfg or {}, selection), selection)
 
 
 def strategy_flag_of(flag_or_strategy: object) -> str:
