@@ -92,6 +92,8 @@ class Diagnostic:
         hint: how to fix it, when there is something useful to say.
         position: the source position (line, column) when the schedule came from a file.
         source: the file name, when known.
+        related: the other place a problem about two places names (the first phase thawing a parameter), and
+            ``related_position`` its position.
     """
 
     code: str
@@ -101,6 +103,8 @@ class Diagnostic:
     hint: str | None = None
     position: Position | None = None
     source: str | None = None
+    related: Location | None = None
+    related_position: Position | None = None
 
     @property
     def is_error(self) -> bool:

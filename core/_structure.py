@@ -198,9 +198,23 @@ def locate(diagnostics: Diagnostics, source: SourceMap) -> Diagnostics:
     >>> locate((error("x", "bad", Location(1, "lr")),), sm)[0].render()
     's.yaml:4:3: error[x] phase 1 › lr: bad'
     """
-    return tuple(
-        attrs.evolve(d, position=d.position or source.position_of(d.location.path), source=d.source or source.file)
-        for d in diagnostics
+    return tuple(_located(d, source) for d in diagnostics)
+
+
+def _located(diagnostic: Diagnostic, source: SourceMap) -> Diagnostic:
+    position = diagnostic.position or source.position_of(diagnostic.location.path)
+    related = diagnostic.related_position
+    message = diagnostic.message
+    if diagnostic.related is not None and related is None:
+        related = source.positions.get(diagnostic.related.path)
+        if related is not None:  # both places, so the reader finds the first one too
+            message = f"{message} (line {related.line}, column {related.column})"
+    return attrs.evolve(
+        diagnostic,
+        message=message,
+        position=position,
+        source=diagnostic.source or source.file,
+        related_position=related,
     )
 
 
@@ -220,11 +234,33 @@ def structure_leniently(raw: RawSchedule) -> tuple[Schedule, Diagnostics]:
     problems += _contiguity(list(by_index))
     conv = make_converter()
     phases: list[Phase] = []
-    for index in sorted(by_index):
+    ordered = sorted(by_index)
+    for index in ordered:
         phase, phase_problems = structure_phase(index, by_index[index], conv)
         phases.append(phase)
         problems += phase_problems
-    return Schedule(tuple(phases), raw.source), locate(problems, raw.source)
+    return Schedule(tuple(phases), _by_ordinal(raw.source, ordered)), locate(problems, raw.source)
+
+
+def _by_ordinal(source: SourceMap, written: list[int]) -> SourceMap:
+    """The positions keyed by each phase's place in the schedule, not its written key (they differ only when the
+    keys have gaps): a later diagnostic about the second phase then cites the second phase's lines.
+
+    >>> from ._diagnostics import Position
+    >>> _by_ordinal(SourceMap("s", {(0,): Position(1, 1), (2, "lr"): Position(4, 3)}), [0, 2]).positions[(1, "lr")]
+    Position(line=4, column=3)
+    """
+    if written == list(range(len(written))):
+        return source
+    ordinal = {key: place for place, key in enumerate(written)}
+    positions = {}
+    for path, position in source.positions.items():
+        place = ordinal.get(phase_index(path[0])) if path else None
+        if not path:
+            positions[path] = position
+        elif place is not None:
+            positions[(place, *path[1:])] = position
+    return SourceMap(source.file, positions)
 
 
 def as_raw(schedule: RawSchedule | Mapping[Any, Any]) -> RawSchedule:

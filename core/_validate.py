@@ -168,7 +168,10 @@ def _disjointness(
             first = entries.get(q) or entries.setdefault(q, _first_entries(phases[q], index, aliases))
             clashes.setdefault((Location(q, "params", first[name]), Location(p, "params", i)), []).append(name)
     return tuple(
-        error("param-in-several-phases", f"{_preview(names)} also thawed by {first}", where, _ONE_PHASE)
+        attrs.evolve(
+            error("param-in-several-phases", f"{_preview(names)} also thawed by {first}", where, _ONE_PHASE),
+            related=first,
+        )
         for (first, where), names in clashes.items()
     )
 

@@ -19,6 +19,13 @@ def read_schedule(path: str | os.PathLike[str]) -> Result[RawSchedule, Diagnosti
     except OSError as exc:
         message = f"Could not find specified fine-tuning scheduling file '{file}': {exc.strerror or exc}"
         return Failure((error("schedule-file", message, hint="check the path given as ft_schedule"),))
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        message = (
+            f"the schedule file '{file}' is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} on line {line} "
+            f"(offset {exc.start})"
+        )
+        return Failure((error("schedule-file", message, hint="save the file as UTF-8 (YAML schedules are text)"),))
     return parse_yaml(text, str(file))
 
 

@@ -117,7 +117,8 @@ def test_a_parameter_in_two_phases() -> None:
         Location(2, "params", 0),
         Position(6, 12),
     )
-    assert found.message == "model.layers.0.mlp.bias also thawed by phase 1 › params[0]"
+    assert found.message == "model.layers.0.mlp.bias also thawed by phase 1 › params[0] (line 4, column 12)"
+    assert (found.related, found.related_position) == (Location(1, "params", 0), Position(4, 12)), "both places"
 
 
 def test_overlaps_are_reported_once_per_pair_of_entries() -> None:

@@ -12,6 +12,7 @@ from fts_support import fit_kwargs
 from torch import nn
 
 from finetuning_scheduler import FinetuningScheduler
+from finetuning_scheduler.shell.lightning._hook_faults import AdapterHookError
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "adapters.md"
 
@@ -58,8 +59,11 @@ def test_the_guides_minimal_adapter_runs_in_a_fit(tmp_path: Path, limit: int | N
         )
         trainer = pl.Trainer(callbacks=[fts], **fit_kwargs(tmp_path, max_epochs=3, limit_val_batches=0))
         if limit is not None:  # the head has 9 elements, head and body 81: phase 1 is over the budget
-            with pytest.raises(RuntimeError, match="phase 1 would train 81 elements, over the limit of 20"):
+            with pytest.raises(
+                AdapterHookError, match="phase 1 would train 81 elements, over the limit of 20"
+            ) as raised:
                 trainer.fit(WithNorm())
+            assert raised.value.hook == "on_trainable_changed" and isinstance(raised.value.__cause__, RuntimeError)
             return
         trainer.fit(WithNorm())
         adapter = fts.strategy_adapter
