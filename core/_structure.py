@@ -255,10 +255,12 @@ def _by_ordinal(source: SourceMap, written: list[int]) -> SourceMap:
     ordinal = {key: place for place, key in enumerate(written)}
     positions = {}
     for path, position in source.positions.items():
-        place = ordinal.get(phase_index(path[0])) if path else None
         if not path:
             positions[path] = position
-        elif place is not None:
+            continue
+        written_index = phase_index(path[0])
+        place = None if written_index is None else ordinal.get(written_index)
+        if place is not None:
             positions[(place, *path[1:])] = position
     return SourceMap(source.file, positions)
 
