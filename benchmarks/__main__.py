@@ -83,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: runner.memory(pythons, args.timeout),
         "core": lambda: _core(args.runs),
     }
+    args.out.mkdir(parents=True, exist_ok=True)
     for name in args.only:
         report[name] = sections[name]()
+        # Kept after every section: a long run stopped halfway still leaves what it measured.
+        (args.out / "perf-partial.json").write_text(json.dumps(report, indent=1) + "\n")
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["machine"]["load_average_after"] = runner.machine()["load_average"]
     print("\n" + perf_report.render(report))
@@ -94,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{machine['python']} on {machine['platform']}, {machine['cpus']} CPUs, load {machine['load_average']}")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     report["when"] = stamp
-    args.out.mkdir(parents=True, exist_ok=True)
     for path in (args.out / f"perf-{stamp}.json", args.out / "perf-latest.json"):
         path.write_text(json.dumps(report, indent=1) + "\n")
     print(f"written: {args.out / f'perf-{stamp}.json'} (and perf-latest.json), {report['seconds']:.0f} s in all")
