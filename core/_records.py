@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, overload
 
 import attrs
@@ -226,6 +226,10 @@ class ResolvedPhases(Sequence[ResolvedPhase]):
     ) -> None:
         self._names, self._epochs, self._lrs, self._written = tuple(names), tuple(epochs), tuple(lrs), tuple(written)
 
+    def rows(self) -> Iterator[tuple[tuple[str, ...], int, float | None, Phase]]:
+        """Each phase's names, epoch, lr and written phase, without building a :class:`ResolvedPhase` per phase."""
+        return zip(self._names, self._epochs, self._lrs, self._written, strict=True)
+
     def _build(self, index: int) -> ResolvedPhase:
         phase = self._written[index]
         return ResolvedPhase(
@@ -260,7 +264,7 @@ def _class_init_data(init: ClassInit) -> dict[str, Any]:
     return {"class_path": init.class_path, "init_args": dict(init.init_args)}
 
 
-def _reinit_data(phase: ResolvedPhase) -> dict[str, Any]:
+def reinit_data(phase: ResolvedPhase | Phase) -> dict[str, Any]:
     """A phase's reinitialisation blocks as plain data in FTS's format (only the keys that were given)."""
     data: dict[str, Any] = {}
     if phase.new_optimizer is not None:
@@ -311,7 +315,7 @@ class ResolvedSchedule:
                 "params": list(p.names),
                 "max_transition_epoch": p.max_transition_epoch,
                 **({"lr": p.lr} if i else {}),
-                **_reinit_data(p),
+                **reinit_data(p),
             }
             for i, p in enumerate(self.phases)
         }

@@ -9,7 +9,7 @@ import enum
 
 import attrs
 
-from ._records import LRSchedulerInit, OptimizerInit, ResolvedSchedule
+from ._records import LRSchedulerInit, OptimizerInit, ResolvedPhases, ResolvedSchedule
 
 
 class Reason(enum.Enum):
@@ -152,6 +152,29 @@ class Reinit:
 
     optimizer: OptimizerInit | None = None
     lr_scheduler: LRSchedulerInit | None = None
+
+
+def depths_with_lr_scheduler(resolved: ResolvedSchedule, implicit: ImplicitReinit = ImplicitReinit()) -> list[int]:
+    """The phases up to ``max_depth`` that build an LR scheduler when entered (every phase > 0 with an implicit
+    one); found from the written phases' columns, not a record per phase (a generated schedule has 50k).
+
+    >>> from ._records import ClassInit, ResolvedPhase, Schedule
+    >>> step = LRSchedulerInit(ClassInit("torch.optim.lr_scheduler.StepLR", {"step_size": 1}))
+    >>> phases = (ResolvedPhase(("a",), -1, None), ResolvedPhase(("b",), -1, 1e-4, new_lr_scheduler=step),
+    ...           ResolvedPhase(("c",), -1, 1e-4))
+    >>> rs = ResolvedSchedule(phases, 2, -1, (), (), Schedule(()))
+    >>> depths_with_lr_scheduler(rs), depths_with_lr_scheduler(rs, ImplicitReinit(lr_scheduler=step))
+    ([1], [1, 2])
+    """
+    depths = range(1, resolved.max_depth + 1)
+    if implicit.lr_scheduler is not None:
+        return list(depths)
+    phases = resolved.phases
+    if isinstance(phases, ResolvedPhases):
+        blocks = [written.new_lr_scheduler for _, _, _, written in phases.rows()]
+    else:
+        blocks = [phase.new_lr_scheduler for phase in phases]
+    return [depth for depth in depths if blocks[depth] is not None]
 
 
 def reinit_at(resolved: ResolvedSchedule, depth: int, implicit: ImplicitReinit = ImplicitReinit()) -> Reinit:

@@ -18,20 +18,25 @@ from ._diagnostics import Diagnostic, Diagnostics, Key, Location, Position, erro
 from ._records import Phase, Schedule, SourceMap
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class RawSchedule:
     """A schedule as plain data (what ``yaml.safe_load`` would give) with the position of every node.
 
     Attributes:
-        data: the plain data.
+        data: the plain data (of a schedule made in memory, built when read and not kept: a generated 50k-phase
+            schedule held as plain data made every garbage collection of the fit slower).
         source: positions of its nodes, keyed by path.
     """
 
-    data: Any
+    _given: Any = attrs.field(alias="data", repr=lambda given: "<in memory>" if given is _IN_MEMORY else repr(given))
     source: SourceMap = attrs.field(factory=SourceMap)
     structured: Schedule | None = attrs.field(default=None, eq=False, repr=False)
     """The schedule ``data`` was written from, when known (a generated one): structuring is then skipped, as
     structuring ``schedule_to_data(s)`` gives ``s`` back (a tested property)."""
+
+    @property
+    def data(self) -> Any:
+        return schedule_to_data(self.structured) if self._given is _IN_MEMORY else self._given
 
     @classmethod
     def of(cls, schedule: Schedule, file: str | None = None) -> RawSchedule:
@@ -40,8 +45,21 @@ class RawSchedule:
         >>> from ._records import Phase
         >>> RawSchedule.of(Schedule((Phase(("a",)),))).data
         {0: {'params': ['a']}}
+        >>> RawSchedule.of(Schedule((Phase(("a",)),))) == RawSchedule({0: {'params': ['a']}})
+        True
         """
-        return cls(schedule_to_data(schedule), SourceMap(file), schedule)
+        return cls(_IN_MEMORY, SourceMap(file), schedule)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RawSchedule):
+            return NotImplemented
+        return (self.data, self.source) == (other.data, other.source)
+
+    def __hash__(self) -> int:
+        raise TypeError("unhashable type: 'RawSchedule' (its data is a dict)")
+
+
+_IN_MEMORY: Any = object()  # RawSchedule.of's data: schedule_to_data(structured), built when read
 
 
 _INTEGER = re.compile(r"[ \t]*[+-]?[0-9]+[ \t]*")  # ASCII digits and blanks: "¹" and "\x1f" pass str tests, not int()
@@ -228,7 +246,7 @@ _OPTION_DEFAULTS = tuple((field.name, field.default) for field in attrs.fields(P
 
 def _phase_data(phase: Phase, conv: Any) -> dict[str, Any]:
     # The converter's generic path costs ~3 us a phase; a phase of names alone (every generated one) is built here.
-    if all(getattr(phase, name) == default for name, default in _OPTION_DEFAULTS):
+    if _defaults_only(phase):
         return {"params": list(phase.params)} if phase.params else {}
     data: dict[str, Any] = conv.unstructure(phase)
     return data
@@ -308,7 +326,23 @@ def dump_schedule(schedule: Schedule) -> str:
       - body.*
       lr: 1.0e-05
     """
-    return dump_data(schedule_to_data(schedule))
+    # A phase of names alone (every generated phase) is written from the record, with no plain-data copy between.
+    conv = make_converter()
+    return "".join(
+        (_fast_names(index, phase.params) if phase.params and _defaults_only(phase) else None)
+        or dump_data({index: _phase_data(phase, conv)})
+        for index, phase in enumerate(schedule.phases)
+    )
+
+
+def _defaults_only(phase: Phase) -> bool:
+    return all(getattr(phase, name) == default for name, default in _OPTION_DEFAULTS)
+
+
+def _fast_names(index: int, params: tuple[str, ...] | list[str]) -> str | None:
+    if not all(type(name) is str and _plain_safe(name) for name in params):
+        return None
+    return "\n".join((f"{index}:", "  params:", *(f"  - {name}" for name in params))) + "\n"
 
 
 def dump_data(data: dict[int, Any]) -> str:

@@ -29,6 +29,7 @@ from finetuning_scheduler.core import (
     ResolvedSchedule,
     SourceMap,
     as_raw,
+    depths_with_lr_scheduler,
     error,
     locate,
     pl_lrs_cfg_problems,
@@ -251,7 +252,7 @@ def init_pg_lrs_problems(
     """``init_pg_lrs`` lists with another length than the groups that exist when their scheduler is built (those
     of the phases before it, ``groups_before(depth)``; the phase's own groups start at its ``lr``), located."""
     found = []
-    for depth in range(1, resolved.max_depth + 1):
+    for depth in depths_with_lr_scheduler(resolved, implicit):
         spec = reinit_at(resolved, depth, implicit).lr_scheduler
         if spec is None or spec.init_pg_lrs is None:
             continue

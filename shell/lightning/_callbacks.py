@@ -15,12 +15,12 @@ from torch import Tensor
 from typing_extensions import override
 
 from ._fts_arguments import CHECKPOINT, EARLY_STOPPING, check_lightning_arguments
-from ._views import SchedulerView, trainer_callbacks
+from ._views import SchedulerView, schedulers
 
 
 def find_scheduler(trainer: Trainer, requester: type) -> SchedulerView:
     """The FinetuningScheduler among the trainer's callbacks (recognised by its attributes, as FTS does)."""
-    found = [cb for cb in trainer_callbacks(trainer) if hasattr(cb, "ft_schedule") and hasattr(cb, "max_depth")]
+    found = schedulers(trainer)
     base = "ModelCheckpoint" if issubclass(requester, ModelCheckpoint) else "EarlyStopping"
     if not found:
         raise MisconfigurationException(

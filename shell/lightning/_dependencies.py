@@ -13,7 +13,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException  # 
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn  # type: ignore[attr-defined]
 
 from ._callbacks import FTSCheckpoint, FTSEarlyStopping
-from ._views import SchedulerView, trainer_callbacks
+from ._views import SchedulerView, schedulers, trainer_callbacks
 
 _DEFAULT_MONITOR = "val_loss"
 
@@ -111,10 +111,10 @@ def _position(callbacks: list[Callback], fts: SchedulerView) -> int:
 
 
 def _schedulers_given(trainer: Trainer) -> None:
-    schedulers = [cb for cb in trainer_callbacks(trainer) if hasattr(cb, "ft_schedule") and hasattr(cb, "max_depth")]
-    if len(schedulers) > 1:
+    found = schedulers(trainer)
+    if len(found) > 1:
         raise MisconfigurationException(
-            f"{len(schedulers)} FinetuningScheduler callbacks were given; use of multiple FinetuningScheduler "
+            f"{len(found)} FinetuningScheduler callbacks were given; use of multiple FinetuningScheduler "
             "callbacks is not supported. Please provide a maximum of one."
         )
 

@@ -175,7 +175,7 @@ class FinetuningScheduler(SchedulerArguments, Callback):
         after_adapter_hook(adapter, "on_before_init_fts", pl_module)
         self.resolved = schedules.load_and_validate(implicit)
         self.max_depth = self.resolved.max_depth
-        self.ft_schedule = self.ft_schedule_dict()  # as in FTS: the resolved schedule, names expanded
+        self._ft_schedule_from_resolved()  # as in FTS: the resolved schedule, names expanded
         schedules.extend_max_epochs(self.resolved)
         schedules.check_translations(self.resolved)
         self.engine = self._make_engine(self.resolved, adapter, implicit)
@@ -183,6 +183,7 @@ class FinetuningScheduler(SchedulerArguments, Callback):
         self._saved_state, self._history_start = None, 0
         self._trace = TraceWriter(Path(self.log_dir) / trace_file_name(pl_module), trainer.is_global_zero)
         self.engine.start()
+        self._trace.count_trainable(pl_module)  # in setup's one walk of the module
         self._sync_final_phase()
         adapter.on_after_init_fts()
         self._announce_depth()
@@ -338,6 +339,8 @@ class FinetuningScheduler(SchedulerArguments, Callback):
 
     def _trainable_changed(self) -> None:
         assert self.strategy_adapter is not None
+        if self._trace is not None:
+            self._trace.trainable_changed()
         self.strategy_adapter.on_trainable_changed()
         after_adapter_hook(self.strategy_adapter, "on_trainable_changed", self.pl_module)
 
@@ -386,6 +389,7 @@ class FinetuningScheduler(SchedulerArguments, Callback):
         if self.strategy_adapter is not None:
             store_adapter_state_dict(self.strategy_adapter, checkpoint)
 
+    @override
     def ft_schedule_dict(self) -> dict[int, Any]:
         """The resolved schedule as plain data (concrete names, defaults applied)."""
         return {} if self.resolved is None else self.resolved.as_data()

@@ -183,7 +183,7 @@ class SchedulerArguments:
     ) -> None:
         check_arguments("FinetuningScheduler", locals(), ACCEPTED)
         # A private deep copy: the caller's dict is never mutated (FTS rewrites it in place).
-        self.ft_schedule: Any = copy.deepcopy(ft_schedule) if isinstance(ft_schedule, Mapping) else ft_schedule
+        self.ft_schedule = copy.deepcopy(ft_schedule) if isinstance(ft_schedule, Mapping) else ft_schedule
         self.max_depth = max_depth
         self.base_max_lr = base_max_lr
         self.restore_best = restore_best
@@ -205,6 +205,28 @@ class SchedulerArguments:
 
     def _fresh_state(self) -> None:
         """The state of a fit, before any (defined by the callback)."""
+
+    @property
+    def ft_schedule(self) -> Any:
+        """The schedule given (a path, a dict or ``None``); once set up, as in FTS, the resolved schedule as a dict
+        (names expanded, defaults applied), built when first read: a generated 50k-phase schedule held as a
+        second copy in plain data made every garbage collection of the fit slower."""
+        if self._ft_schedule_resolved:
+            self._ft_schedule, self._ft_schedule_resolved = self.ft_schedule_dict(), False
+        return self._ft_schedule
+
+    @ft_schedule.setter
+    def ft_schedule(self, value: Any) -> None:
+        self._ft_schedule: Any = value
+        self._ft_schedule_resolved = False
+
+    def _ft_schedule_from_resolved(self) -> None:
+        """From now on :attr:`ft_schedule` reads the resolved schedule (:meth:`ft_schedule_dict`)."""
+        self._ft_schedule_resolved = True
+
+    def ft_schedule_dict(self) -> dict[int, Any]:
+        """The resolved schedule as plain data (defined by the callback)."""
+        raise NotImplementedError
 
 
 __all__ = ["ACCEPTED", "CHECKPOINT", "EARLY_STOPPING", "SchedulerArguments", "check_lightning_arguments"]

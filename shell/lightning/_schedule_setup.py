@@ -18,7 +18,7 @@ from finetuning_scheduler.core import (
     ImplicitReinit,
     RawSchedule,
     ResolvedSchedule,
-    dump_data,
+    dump_schedule,
     effective_max_epochs,
     errors_only,
     warnings_only,
@@ -94,7 +94,7 @@ class ScheduleSetup:
         target = self._target(log_dir)
         raw = RawSchedule.of(schedule, str(target))
         if self.fts.trainer.is_global_zero:
-            write_text_atomically(target, dump_data(raw.data))
+            write_text_atomically(target, dump_schedule(schedule))
             self.info(f"Generated the default fine-tuning schedule '{target}'.")
         return raw
 

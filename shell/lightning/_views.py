@@ -5,6 +5,7 @@ point one way only (the callback imports them).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar, cast
 
@@ -55,6 +56,20 @@ def trainer_callbacks(trainer: Trainer) -> list[Callback]:
     return cast("list[Callback]", trainer.callbacks)  # type: ignore[attr-defined]
 
 
+def schedulers(trainer: Trainer) -> list[Callback]:
+    """The trainer's FinetuningScheduler callbacks, recognised by their attributes as FTS does. Read without
+    calling a property: ``ft_schedule`` builds the resolved schedule's dict when first read."""
+    return [
+        cb
+        for cb in trainer_callbacks(trainer)
+        if inspect.getattr_static(cb, "ft_schedule", _MISSING) is not _MISSING
+        and inspect.getattr_static(cb, "max_depth", _MISSING) is not _MISSING
+    ]
+
+
+_MISSING = object()
+
+
 CallbackT = TypeVar("CallbackT", bound=Callback)
 
 
@@ -63,4 +78,4 @@ def first_callback(trainer: Trainer, kind: type[CallbackT]) -> CallbackT | None:
     return next((cb for cb in trainer_callbacks(trainer) if isinstance(cb, kind)), None)
 
 
-__all__ = ["SchedulerView", "first_callback", "trainer_callbacks"]
+__all__ = ["SchedulerView", "first_callback", "schedulers", "trainer_callbacks"]
