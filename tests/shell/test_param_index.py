@@ -120,11 +120,12 @@ def test_a_scope_is_for_one_module_only() -> None:
         assert param_index(one) is param_index(one)
 
 
-def test_a_fit_walks_the_module_once_in_setup_and_once_an_epoch(
+def test_a_fit_without_a_phase_change_walks_the_module_once_in_setup(
     tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Setup (generate, validate, freeze, thaw phase 0) walks once; fit start finds phase 0 in the optimizer by name;
-    each epoch start walks once for the trace's counts. Before the scopes a one-epoch fit walked ten times."""
+    the trace counts trainable tensors in setup's walk and again only when the scheduler changes them, so epoch
+    starts without a phase change do not walk. Before the scopes a one-epoch fit walked ten times."""
     import lightning.pytorch as pl
     from fts_support import BoringFTSModel, fit_kwargs
 
@@ -135,7 +136,7 @@ def test_a_fit_walks_the_module_once_in_setup_and_once_an_epoch(
     real = _param_index.walk
     monkeypatch.setattr(_param_index, "walk", lambda module: walks.append(module) or real(module))
     pl.Trainer(callbacks=[FinetuningScheduler(max_depth=1)], **fit_kwargs(tmp_path, max_epochs=2)).fit(model)
-    assert walks == [model] * 3  # setup, then the trace at each of the two epoch starts
+    assert walks == [model]  # setup only: neither epoch start changed phase
 
 
 def test_modules_whose_truth_value_is_false_or_undefined_are_walked() -> None:
