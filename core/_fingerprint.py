@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from ._records import Phase, ResolvedPhase, ResolvedPhases, ResolvedSchedule, reinit_data
+from ._records import Phase, ResolvedPhase, ResolvedSchedule, phase_rows, reinit_data
 
 DETAILED_PHASES = 64
 """Phases fingerprinted one by one (to say which one changed); later phases share one digest, so a 50k-phase
@@ -33,14 +33,11 @@ PhaseRow = tuple[tuple[str, ...], int, float | None, dict[str, Any] | None]
 
 
 def _rows(phases: Sequence[ResolvedPhase]) -> list[PhaseRow]:
-    """Each phase as ``(names, max_transition_epoch, lr, reinitialisation data or None)``; the columns of a
-    :class:`ResolvedPhases` are read directly (no record built per phase)."""
-    if isinstance(phases, ResolvedPhases):
-        return [
-            (names, epochs, lr, reinit_data(written) if _reinits(written) else None)
-            for names, epochs, lr, written in phases.rows()
-        ]
-    return [(p.names, p.max_transition_epoch, p.lr, reinit_data(p) if _reinits(p) else None) for p in phases]
+    """Each phase as ``(names, max_transition_epoch, lr, reinitialisation data or None)``."""
+    return [
+        (names, epoch, lr, reinit_data(blocks) if _reinits(blocks) else None)
+        for names, epoch, lr, blocks in phase_rows(phases)
+    ]
 
 
 def _reinits(phase: Phase | ResolvedPhase) -> bool:

@@ -260,6 +260,20 @@ class ResolvedPhases(Sequence[ResolvedPhase]):
         return repr(tuple(self))
 
 
+def phase_rows(
+    phases: Sequence[ResolvedPhase],
+) -> Iterator[tuple[tuple[str, ...], int, float | None, Phase | ResolvedPhase]]:
+    """Each phase's names, epoch, lr and the record holding its reinitialisation blocks; the columns of
+    :class:`ResolvedPhases` are read directly, without building a :class:`ResolvedPhase` per phase.
+
+    >>> [row[:3] for row in phase_rows((ResolvedPhase(("a",), 2, None),))]
+    [(('a',), 2, None)]
+    """
+    if isinstance(phases, ResolvedPhases):
+        return phases.rows()
+    return ((p.names, p.max_transition_epoch, p.lr, p) for p in phases)
+
+
 def _class_init_data(init: ClassInit) -> dict[str, Any]:
     return {"class_path": init.class_path, "init_args": dict(init.init_args)}
 

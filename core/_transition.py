@@ -9,7 +9,7 @@ import enum
 
 import attrs
 
-from ._records import LRSchedulerInit, OptimizerInit, ResolvedPhases, ResolvedSchedule
+from ._records import LRSchedulerInit, OptimizerInit, ResolvedSchedule, phase_rows
 
 
 class Reason(enum.Enum):
@@ -169,11 +169,7 @@ def depths_with_lr_scheduler(resolved: ResolvedSchedule, implicit: ImplicitReini
     depths = range(1, resolved.max_depth + 1)
     if implicit.lr_scheduler is not None:
         return list(depths)
-    phases = resolved.phases
-    if isinstance(phases, ResolvedPhases):
-        blocks = [written.new_lr_scheduler for _, _, _, written in phases.rows()]
-    else:
-        blocks = [phase.new_lr_scheduler for phase in phases]
+    blocks = [phase.new_lr_scheduler for _, _, _, phase in phase_rows(resolved.phases)]
     return [depth for depth in depths if blocks[depth] is not None]
 
 

@@ -36,7 +36,9 @@ class RawSchedule:
 
     @property
     def data(self) -> Any:
-        return schedule_to_data(self.structured) if self._given is _IN_MEMORY else self._given
+        if self._given is _IN_MEMORY and self.structured is not None:  # RawSchedule.of always gives both
+            return schedule_to_data(self.structured)
+        return self._given
 
     @classmethod
     def of(cls, schedule: Schedule, file: str | None = None) -> RawSchedule:
@@ -296,9 +298,9 @@ def _fast_phase(index: int, phase: dict[str, Any]) -> str | None:
     """The text the dumper writes for ``{index: phase}``, written directly when the phase holds only parameter names
     that are plain scalars and integer options (what generated schedules hold); ``None`` otherwise."""
     params = phase.get("params")
-    if not isinstance(params, list) or not all(type(name) is str and _plain_safe(name) for name in params):
+    lines = _names_lines(index, params) if isinstance(params, list) else None
+    if lines is None:
         return None
-    lines = [f"{index}:", "  params:" if params else "  params: []", *(f"  - {name}" for name in params)]
     for key, value in phase.items():
         if key == "params":
             continue
@@ -339,10 +341,16 @@ def _defaults_only(phase: Phase) -> bool:
     return all(getattr(phase, name) == default for name, default in _OPTION_DEFAULTS)
 
 
-def _fast_names(index: int, params: tuple[str, ...] | list[str]) -> str | None:
+def _fast_names(index: int, params: tuple[str, ...]) -> str | None:
+    lines = _names_lines(index, params)
+    return None if lines is None else "\n".join(lines) + "\n"
+
+
+def _names_lines(index: int, params: tuple[str, ...] | list[str]) -> list[str] | None:
+    """The dumper's lines for ``{index: {params: [...]}}``; ``None`` when a name is not a plain scalar."""
     if not all(type(name) is str and _plain_safe(name) for name in params):
         return None
-    return "\n".join((f"{index}:", "  params:", *(f"  - {name}" for name in params))) + "\n"
+    return [f"{index}:", "  params:" if params else "  params: []", *(f"  - {name}" for name in params)]
 
 
 def dump_data(data: dict[int, Any]) -> str:

@@ -206,6 +206,9 @@ class SchedulerArguments:
     def _fresh_state(self) -> None:
         """The state of a fit, before any (defined by the callback)."""
 
+    _ft_schedule: Any = None
+    _ft_schedule_resolved: bool = False  # ft_schedule is to be read from the resolved schedule
+
     @property
     def ft_schedule(self) -> Any:
         """The schedule given (a path, a dict or ``None``); once set up, as in FTS, the resolved schedule as a dict
@@ -217,7 +220,7 @@ class SchedulerArguments:
 
     @ft_schedule.setter
     def ft_schedule(self, value: Any) -> None:
-        self._ft_schedule: Any = value
+        self._ft_schedule = value
         self._ft_schedule_resolved = False
 
     def _ft_schedule_from_resolved(self) -> None:

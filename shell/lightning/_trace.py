@@ -65,9 +65,11 @@ class TraceWriter:
         """Count the trainable parameters now; epochs reuse the count until :meth:`trainable_changed` (counting
         walks the module: 0.3 s an epoch at 100k parameter tensors, for a number that changes only with the
         scheduler's phases)."""
-        counts = trainable_counts(module) if self.enabled else None
-        # No parameters yet (a model that builds them in configure_model, after setup): counted at the epoch.
-        self._counts = counts if counts is not None and counts[2] else None
+        self._counts = None
+        if self.enabled:
+            counts = trainable_counts(module)
+            # No parameters yet (a model that builds them in configure_model, after setup): counted at the epoch.
+            self._counts = counts if counts[2] else None
 
     def trainable_changed(self) -> None:
         """The scheduler changed which parameters train: the next epoch counts them again."""
@@ -95,8 +97,7 @@ class TraceWriter:
             self._begin(epoch)
         if self._counts is None:
             self.count_trainable(module)
-        assert self._counts is not None
-        count, trainable, total = self._counts
+        count, trainable, total = self._counts or trainable_counts(module)
         self._open = {
             "epoch": epoch,
             "depth": depth,
