@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 
-from ._records import ParamInventory, Phase, Schedule
+from ._records import ParamInventory, PlainPhases, Schedule
 
 
 class GenerationPolicy(enum.Enum):
@@ -20,9 +20,9 @@ class GenerationPolicy(enum.Enum):
     MODULE = "module"
 
 
-def _pairs(names: tuple[str, ...]) -> tuple[Phase, ...]:
+def _pairs(names: tuple[str, ...]) -> PlainPhases:
     reverse = names[::-1]
-    return tuple(Phase(reverse[i : i + 2]) for i in range(0, len(reverse), 2))
+    return PlainPhases([reverse[i : i + 2] for i in range(0, len(reverse), 2)])
 
 
 _NUMBERED = re.compile(r"^(.*?\.\d+)(?:\.|$)")
@@ -38,11 +38,11 @@ def block_of(name: str) -> str:
     return numbered.group(1) if numbered else name.rpartition(".")[0]
 
 
-def _by_module(names: tuple[str, ...]) -> tuple[Phase, ...]:
+def _by_module(names: tuple[str, ...]) -> PlainPhases:
     groups: dict[str, list[str]] = {}
     for name in names:
         groups.setdefault(block_of(name), []).append(name)
-    return tuple(Phase(tuple(members)) for members in reversed(groups.values()))
+    return PlainPhases([tuple(members) for members in reversed(groups.values())])
 
 
 def generate(inventory: ParamInventory, policy: GenerationPolicy = GenerationPolicy.FTS) -> Schedule:

@@ -78,6 +78,62 @@ class Phase:
     new_lr_scheduler: LRSchedulerInit | None = None
 
 
+class PlainPhases(Sequence[Phase]):
+    """Phases that list parameters and nothing else (a generated schedule), kept as one tuple of name tuples; each
+    :class:`Phase` is built on access. Behaves as an immutable tuple of phases.
+
+    A generated schedule for a 100k-tensor model has 50k phases. As records they were 50k objects that the cyclic
+    garbage collector tracks for the whole fit, enough to set off an extra full collection of a big model's heap
+    (seconds); tuples of strings are untracked by the collector, so these columns cost it nothing.
+
+    >>> phases = PlainPhases((("b.w", "b.b"), ("a.w",)))
+    >>> phases[-1], len(phases), phases == (Phase(("b.w", "b.b")), Phase(("a.w",)))
+    (Phase(params=('a.w',), max_transition_epoch=-1, lr=None, new_optimizer=None, new_lr_scheduler=None), 2, True)
+    """
+
+    __slots__ = ("params",)
+
+    def __init__(self, params: Sequence[tuple[str, ...]]) -> None:
+        self.params: tuple[tuple[str, ...], ...] = tuple(params)  # phase i's entries, read by validation directly
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    @overload
+    def __getitem__(self, index: int) -> Phase: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Phase, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Phase | tuple[Phase, ...]:
+        if isinstance(index, slice):
+            return tuple(map(Phase, self.params[index]))
+        return Phase(self.params[index])
+
+    def __iter__(self) -> Iterator[Phase]:
+        return map(Phase, self.params)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PlainPhases):
+            return self.params == other.params
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+def params_of(phases: Sequence[Phase]) -> Sequence[tuple[str, ...]]:
+    """Each phase's entries, read from the column when the phases are :class:`PlainPhases`.
+
+    >>> params_of((Phase(("a",)),)) == params_of(PlainPhases((("a",),)))
+    True
+    """
+    return phases.params if isinstance(phases, PlainPhases) else [phase.params for phase in phases]
+
+
 @attrs.frozen
 class SourceMap:
     """Where each node of a schedule was written, kept beside the schedule so errors can cite ``file:line:col``.
@@ -113,7 +169,7 @@ class Schedule:
         source: where each node was written (ignored by equality).
     """
 
-    phases: tuple[Phase, ...]
+    phases: Sequence[Phase]  # a tuple, or PlainPhases for a generated schedule
     source: SourceMap = attrs.field(factory=SourceMap, eq=False, repr=False)
 
 
@@ -224,7 +280,8 @@ class ResolvedPhases(Sequence[ResolvedPhase]):
         lrs: Sequence[float | None],
         written: Sequence[Phase],
     ) -> None:
-        self._names, self._epochs, self._lrs, self._written = tuple(names), tuple(epochs), tuple(lrs), tuple(written)
+        self._names, self._epochs, self._lrs = tuple(names), tuple(epochs), tuple(lrs)
+        self._written = written if isinstance(written, PlainPhases) else tuple(written)
 
     def rows(self) -> Iterator[tuple[tuple[str, ...], int, float | None, Phase]]:
         """Each phase's names, epoch, lr and written phase, without building a :class:`ResolvedPhase` per phase."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain, repeat
 from typing import Any
 
@@ -18,11 +18,13 @@ from ._records import (
     LRSchedulerInit,
     ParamInventory,
     Phase,
+    PlainPhases,
     ResolvedPhases,
     ResolvedSchedule,
     Schedule,
     UnscheduledPolicy,
     ValidationOptions,
+    params_of,
 )
 from ._structure import locate
 
@@ -107,15 +109,15 @@ class _Thawing:
     by_phase: list[tuple[str, ...]] | None = None  # each phase's names, when known without another pass
 
 
-def _thawing(phases: tuple[Phase, ...], index: NameIndex, aliases: Mapping[str, str]) -> _Thawing:
+def _thawing(phases: Sequence[Phase], index: NameIndex, aliases: Mapping[str, str]) -> _Thawing:
     """Resolve every entry: through :func:`_exact_names` when it can, else entry by entry."""
     exact = _exact_names(phases, index)
     return exact if exact is not None else _entry_by_entry(phases, index, aliases)
 
 
-def _exact_names(phases: tuple[Phase, ...], index: NameIndex) -> _Thawing | None:
+def _exact_names(phases: Sequence[Phase], index: NameIndex) -> _Thawing | None:
     """The fast path for schedules of distinct exact names (generated ones): one dict, one subset test in C."""
-    params = [phase.params for phase in phases]
+    params = list(params_of(phases))
     sizes = list(map(len, params))
     # {entry: its phase}, built by C iterators: large generated schedules have one entry per parameter.
     phase_of_entry = chain.from_iterable(map(repeat, range(len(sizes)), sizes))
@@ -125,7 +127,7 @@ def _exact_names(phases: tuple[Phase, ...], index: NameIndex) -> _Thawing | None
     return _Thawing(owner, by_phase=params)
 
 
-def _entry_by_entry(phases: tuple[Phase, ...], index: NameIndex, aliases: Mapping[str, str]) -> _Thawing:
+def _entry_by_entry(phases: Sequence[Phase], index: NameIndex, aliases: Mapping[str, str]) -> _Thawing:
     """Resolve entries one by one: O(1) per exact name, the slow path only for regexes and strangers."""
     found = _Thawing()
     members, owner, again = index.members, found.owner, found.again
@@ -155,7 +157,7 @@ def _first_entries(phase: Phase, index: NameIndex, aliases: Mapping[str, str]) -
 
 
 def _disjointness(
-    phases: tuple[Phase, ...], found: _Thawing, index: NameIndex, aliases: Mapping[str, str]
+    phases: Sequence[Phase], found: _Thawing, index: NameIndex, aliases: Mapping[str, str]
 ) -> Diagnostics:
     """Each parameter may be thawed by one phase only; report overlaps once per pair of entries."""
     clashes: dict[tuple[Location, Location], list[str]] = {}
@@ -189,8 +191,12 @@ def _by_phase(names: tuple[str, ...], found: _Thawing, count: int) -> tuple[list
     return [tuple(phase) for phase in phases], unscheduled
 
 
-def _check_epochs(phases: tuple[Phase, ...], options: ValidationOptions) -> Iterator[Diagnostic]:
-    if not options.epoch_transitions_only and all(phase.max_transition_epoch == -1 for phase in phases):
+def _no_epoch_limits(phases: Sequence[Phase]) -> bool:
+    return isinstance(phases, PlainPhases) or all(phase.max_transition_epoch == -1 for phase in phases)
+
+
+def _check_epochs(phases: Sequence[Phase], options: ValidationOptions) -> Iterator[Diagnostic]:
+    if not options.epoch_transitions_only and _no_epoch_limits(phases):
         return  # nothing to check: no phase has an epoch limit
     watermark = -1
     for p, phase in enumerate(phases):
@@ -284,15 +290,17 @@ def _check_reinit(p: int, phase: Phase, supported: bool) -> Iterator[Diagnostic]
         yield from _check_lr_scheduler(p, phase.new_lr_scheduler)
 
 
-def _all_plain(phases: tuple[Phase, ...]) -> bool:
+def _all_plain(phases: Sequence[Phase]) -> bool:
     """Whether every phase has entries and nothing but entries (generated schedules): no field to check."""
+    if isinstance(phases, PlainPhases):
+        return all(phases.params)
     return all(
         phase.params and phase.lr is None and phase.new_optimizer is None and phase.new_lr_scheduler is None
         for phase in phases
     )
 
 
-def _check_phase_fields(phases: tuple[Phase, ...], reinit_supported: bool) -> Iterator[Diagnostic]:
+def _check_phase_fields(phases: Sequence[Phase], reinit_supported: bool) -> Iterator[Diagnostic]:
     if _all_plain(phases):
         return
     for p, phase in enumerate(phases):
@@ -327,9 +335,11 @@ def _unscheduled(left: tuple[str, ...], policy: UnscheduledPolicy) -> Diagnostic
     return (make("unscheduled-params", message, Location(), hint),)
 
 
-def _phase_lrs(phases: tuple[Phase, ...], options: ValidationOptions) -> list[float | None]:
+def _phase_lrs(phases: Sequence[Phase], options: ValidationOptions) -> list[float | None]:
     # Phase 0 trains with the optimizer's own learning rate; later phases default to base_max_lr.
     base = options.base_max_lr
+    if isinstance(phases, PlainPhases):
+        return [None] + [base] * (len(phases) - 1) if phases else []
     return [None if p == 0 else base if phase.lr is None else phase.lr for p, phase in enumerate(phases)]
 
 
@@ -339,7 +349,7 @@ def _resolve(
     written = schedule.phases
     last = len(written) - 1
     max_depth = last if options.max_depth == -1 else min(options.max_depth, last)
-    epochs = [phase.max_transition_epoch for phase in written]
+    epochs = [-1] * len(written) if isinstance(written, PlainPhases) else [p.max_transition_epoch for p in written]
     phases = ResolvedPhases(names, epochs, _phase_lrs(written, options), written)
     return ResolvedSchedule(phases, max_depth, max(epochs, default=-1), unscheduled, (), schedule)
 
