@@ -20,8 +20,8 @@ from finetuning_scheduler.core import (
     generate,
     parse_yaml,
 )
-from finetuning_scheduler.core._validate import diagnose
 from finetuning_scheduler.core._structure import structure_leniently
+from finetuning_scheduler.core._validate import diagnose
 from finetuning_scheduler.core._yaml import RawSchedule, _dump_data, schedule_to_data
 from finetuning_scheduler.testing import schedules
 
