@@ -6,6 +6,7 @@ Every trainer integration (the Lightning callback, the driver for other loops) r
 
 from ._arguments import (
     BOOL,
+    CLASS_PREFIXES,
     OPTIONAL_BOOL,
     OPTIONAL_PATH,
     OPTIONAL_STR,
@@ -51,6 +52,7 @@ from .torch_helpers import (
 
 __all__ = [
     "BOOL",
+    "CLASS_PREFIXES",
     "OPTIONAL_BOOL",
     "OPTIONAL_PATH",
     "OPTIONAL_STR",

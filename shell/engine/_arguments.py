@@ -65,6 +65,10 @@ PATH = Accepts("a path (str or os.PathLike)", lambda v: isinstance(v, str | os.P
 OPTIONAL_PATH = Accepts("None or a path (str or os.PathLike)", lambda v: v is None or PATH.test(v))
 OPTIONAL_STR = Accepts("None or a str", lambda v: v is None or isinstance(v, str))
 STR = Accepts("a non-empty str", lambda v: isinstance(v, str) and v != "")
+CLASS_PREFIXES = Accepts(
+    "None or a list of module prefixes (non-empty str), such as ['torch.optim']",
+    lambda v: v is None or (isinstance(v, list | tuple) and all(isinstance(x, str) and x.strip(".") for x in v)),
+)
 
 
 def optional_mapping(keys: str = "str") -> Accepts:

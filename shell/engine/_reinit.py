@@ -2,8 +2,9 @@
 
 A schedule's ``new_optimizer`` / ``new_lr_scheduler`` blocks (and the implicit ``reinit_optim_cfg`` /
 ``reinit_lr_cfg``) name classes by ``class_path``. Importing a class runs its module's code: that is code execution
-chosen by whoever wrote the schedule, as in FTS. Every block is checked when the fit is set up, with the schedule's
-other errors and their file positions: the class imports, is an optimizer / LR scheduler, and accepts its
+chosen by whoever wrote the schedule, as in FTS; ``allowed_prefixes`` restricts it to trusted modules (a class
+outside them is an error and nothing is imported). Every block is checked when the fit is set up, with the
+schedule's other errors and their file positions: the class imports, is an optimizer / LR scheduler, and accepts its
 ``init_args`` (tried against a throw-away parameter), and ``ReduceLROnPlateau`` has a ``monitor``. No Lightning here.
 """
 
@@ -68,6 +69,49 @@ def import_class(class_path: str) -> type:
     if not isinstance(found, type):
         raise ReinitError(f"module {module_name!r} has no class {name!r}")
     return found
+
+
+def class_path_allowed(class_path: str, allowed_prefixes: Sequence[str] | None) -> bool:
+    """Whether ``class_path`` lies in one of the allowed modules (``None`` allows every module, as FTS does).
+
+    >>> class_path_allowed("torch.optim.AdamW", ["torch.optim"]), class_path_allowed("torch.optimx.A", ["torch.optim"])
+    (True, False)
+    """
+    if allowed_prefixes is None:
+        return True
+    return any(class_path.startswith(prefix.rstrip(".") + ".") for prefix in allowed_prefixes)
+
+
+def _blocks(phases: Sequence[Phase], implicit: ImplicitReinit) -> Iterator[tuple[Location, str, ClassInit]]:
+    """Every class a schedule's reinitialisation blocks (or the implicit ones) name, with where it is written."""
+    if implicit.optimizer is not None:
+        yield Location(None, "reinit_optim_cfg"), "optimizer_init", implicit.optimizer.optimizer_init
+    if implicit.lr_scheduler is not None:
+        yield Location(None, "reinit_lr_cfg"), "lr_scheduler_init", implicit.lr_scheduler.lr_scheduler_init
+    for depth in range(1, len(phases)):
+        phase = phases[depth]
+        if phase.new_optimizer is not None and implicit.optimizer is None:
+            yield Location(depth, "new_optimizer"), "optimizer_init", phase.new_optimizer.optimizer_init
+        if phase.new_lr_scheduler is not None and implicit.lr_scheduler is None:
+            yield Location(depth, "new_lr_scheduler"), "lr_scheduler_init", phase.new_lr_scheduler.lr_scheduler_init
+
+
+def _disallowed(
+    phases: Sequence[Phase], source: SourceMap, implicit: ImplicitReinit, allowed_prefixes: Sequence[str] | None
+) -> Diagnostics:
+    if allowed_prefixes is None:
+        return ()
+    found = [
+        error(
+            "reinit-class-not-allowed",
+            f"{init.class_path!r} is outside the allowed modules ({', '.join(allowed_prefixes)}); it was not imported",
+            Location(where.phase, where.key, subpath=(block, "class_path")),
+            "use a class from an allowed module, or add its module to allowed_class_prefixes if you trust it",
+        )
+        for where, block, init in _blocks(phases, implicit)
+        if not class_path_allowed(init.class_path, allowed_prefixes)
+    ]
+    return locate(tuple(found), source)
 
 
 def _init_args(init: ClassInit) -> dict[str, Any]:
@@ -201,8 +245,10 @@ def reinit_problems(
     implicit: ImplicitReinit = ImplicitReinit(),
     allow_untested: bool = False,
     uses_pl_lrs_cfg: bool = True,
+    allowed_prefixes: Sequence[str] | None = None,
 ) -> Diagnostics:
     """Every problem of the schedule's reinitialisation blocks (and the implicit ones), located in the schedule file.
+    A class outside ``allowed_prefixes`` is reported alone, before any class is imported.
 
     >>> from finetuning_scheduler.core import ParamInventory, resolve_schedule
     >>> schedule = {0: {"params": ["a"]}, 1: {"params": ["b"], "new_lr_scheduler": {
@@ -211,7 +257,8 @@ def reinit_problems(
     >>> [(d.code, str(d.location)) for d in reinit_problems(resolved)]
     [('reinit-monitor', 'phase 1 › new_lr_scheduler.pl_lrs_cfg')]
     """
-    return _problems_of(resolved.schedule.phases, resolved.schedule.source, implicit, allow_untested, uses_pl_lrs_cfg)
+    schedule = resolved.schedule
+    return _problems_of(schedule.phases, schedule.source, implicit, allow_untested, uses_pl_lrs_cfg, allowed_prefixes)
 
 
 def raw_reinit_problems(
@@ -219,6 +266,7 @@ def raw_reinit_problems(
     implicit: ImplicitReinit = ImplicitReinit(),
     allow_untested: bool = False,
     uses_pl_lrs_cfg: bool = True,
+    allowed_prefixes: Sequence[str] | None = None,
 ) -> Diagnostics:
     """The same checks on a schedule that did not validate, as far as it can be read: reported together with the
     schedule's other errors, so one run shows them all.
@@ -228,12 +276,20 @@ def raw_reinit_problems(
     'reinit-class'
     """
     schedule, _ = structure_leniently(as_raw(raw))
-    return _problems_of(schedule.phases, schedule.source, implicit, allow_untested, uses_pl_lrs_cfg)
+    return _problems_of(schedule.phases, schedule.source, implicit, allow_untested, uses_pl_lrs_cfg, allowed_prefixes)
 
 
 def _problems_of(
-    phases: Sequence[Phase], source: SourceMap, implicit: ImplicitReinit, allow_untested: bool, uses_pl_lrs_cfg: bool
+    phases: Sequence[Phase],
+    source: SourceMap,
+    implicit: ImplicitReinit,
+    allow_untested: bool,
+    uses_pl_lrs_cfg: bool,
+    allowed_prefixes: Sequence[str] | None,
 ) -> Diagnostics:
+    disallowed = _disallowed(phases, source, implicit, allowed_prefixes)
+    if disallowed:
+        return disallowed  # checking the others would import classes from modules nobody trusted
     found: list[Diagnostic] = []
     for depth in range(1, len(phases)):
         phase = phases[depth]
@@ -271,6 +327,7 @@ __all__ = [
     "ReinitError",
     "build_lr_scheduler",
     "build_optimizer",
+    "class_path_allowed",
     "import_class",
     "init_pg_lrs_problems",
     "raw_reinit_problems",

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ from finetuning_scheduler.core import (
 
 from ..engine import (
     BOOL,
+    CLASS_PREFIXES,
     STATE_FORMAT,
     Accepts,
     EpochTrace,
@@ -139,6 +140,7 @@ _DRIVER_ARGUMENTS = {
     "apply_lambdas": BOOL,
     "frozen_bn_track_running_stats": BOOL,
     "reinit": BOOL,
+    "allowed_class_prefixes": CLASS_PREFIXES,
 }
 
 
@@ -155,15 +157,18 @@ def _resolve(
         return read_schedule(source).bind(lambda raw: resolve_schedule(raw, names, options))
 
 
-def _reinit_errors(source: ScheduleSource) -> Diagnostics:
+def _reinit_errors(source: ScheduleSource, allowed_prefixes: Sequence[str] | None) -> Diagnostics:
     """The reinitialisation blocks' class problems of a schedule that did not validate, as far as it can be read."""
     if source is None:
         return ()
     if isinstance(source, Schedule | Mapping):
-        raw: Mapping[Any, Any] = schedule_to_data(source) if isinstance(source, Schedule) else source
-        return errors_only(raw_reinit_problems(raw, uses_pl_lrs_cfg=False))
-    read = read_schedule(source)
-    return errors_only(raw_reinit_problems(read.unwrap(), uses_pl_lrs_cfg=False)) if is_successful(read) else ()
+        raw: RawSchedule | Mapping[Any, Any] = schedule_to_data(source) if isinstance(source, Schedule) else source
+    else:
+        read = read_schedule(source)
+        if not is_successful(read):
+            return ()
+        raw = read.unwrap()
+    return errors_only(raw_reinit_problems(raw, uses_pl_lrs_cfg=False, allowed_prefixes=allowed_prefixes))
 
 
 class ScheduleDriver:
@@ -189,6 +194,8 @@ class ScheduleDriver:
         frozen_bn_track_running_stats: frozen BatchNorm layers keep tracking running statistics.
         reinit: carry out the schedule's ``new_optimizer`` / ``new_lr_scheduler`` blocks (your loop then steps
             :attr:`optimizer` and :attr:`schedulers`); ``False`` rejects them, for trainers that own their optimizer.
+        allowed_class_prefixes: the modules a reinitialisation block's ``class_path`` may come from (``None``: any).
+            Importing a class runs its module's code; a class outside these is an error and is never imported.
 
     >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
     >>> driver = ScheduleDriver(model, {0: {"params": ["1.*"], "max_transition_epoch": 2}, 1: {"params": ["0.*"]}})
@@ -212,6 +219,7 @@ class ScheduleDriver:
         apply_lambdas: bool = False,
         frozen_bn_track_running_stats: bool = True,
         reinit: bool = True,
+        allowed_class_prefixes: Sequence[str] | None = None,
     ) -> None:
         check_arguments("ScheduleDriver", locals(), _DRIVER_ARGUMENTS)
         self.module = unwrap_module(module)
@@ -219,6 +227,7 @@ class ScheduleDriver:
         options = ValidationOptions(
             base_max_lr, epoch_transitions_only, max_depth, unscheduled, reinit_supported=reinit
         )
+        self._allowed_class_prefixes = allowed_class_prefixes
         self.resolved = self._validate(schedule, options, generation)
         self.engine = PhaseEngine(
             self.module,
@@ -234,10 +243,10 @@ class ScheduleDriver:
     ) -> ResolvedSchedule:
         outcome = _resolve(source, inventory(self.module), options, policy)
         if not is_successful(outcome):  # the reinitialisation classes are reported with the other errors
-            raise ScheduleError(outcome.failure() + _reinit_errors(source))
+            raise ScheduleError(outcome.failure() + _reinit_errors(source, self._allowed_class_prefixes))
         resolved = outcome.unwrap()
         # The classes of new_optimizer / new_lr_scheduler, imported and tried; pl_lrs_cfg is Lightning's, not read here.
-        found = reinit_problems(resolved, uses_pl_lrs_cfg=False)
+        found = reinit_problems(resolved, uses_pl_lrs_cfg=False, allowed_prefixes=self._allowed_class_prefixes)
         if errors_only(found):
             raise ScheduleError(errors_only(found))
         for diagnostic in (*resolved.warnings, *found):

@@ -11,11 +11,12 @@ import datetime
 import inspect
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..engine import (
     BOOL,
+    CLASS_PREFIXES,
     OPTIONAL_BOOL,
     OPTIONAL_PATH,
     OPTIONAL_STR,
@@ -63,6 +64,7 @@ ACCEPTED: dict[str, Accepts] = {
     "frozen_bn_track_running_stats": BOOL,
     "log_dir": OPTIONAL_PATH,
     "accept_changed_schedule": BOOL,
+    "allowed_class_prefixes": CLASS_PREFIXES,
 }
 
 
@@ -159,6 +161,10 @@ class SchedulerArguments:
         log_dir: where the schedule files go (default: ``trainer.log_dir``, then ``default_root_dir``).
         accept_changed_schedule: resume a checkpoint whose fingerprint says it was trained with another schedule
             (a warning says which phases changed); a checkpoint from another model is always refused.
+        allowed_class_prefixes: the modules a ``class_path`` of a reinitialisation block (or of ``reinit_optim_cfg``
+            / ``reinit_lr_cfg``) may come from, e.g. ``["torch.optim", "mypackage.optim"]``. Importing a class runs
+            its module's code, so a schedule from elsewhere is code; with this set, a class outside these modules is
+            an error at setup and is never imported. ``None`` (the default, as in FTS) allows any module.
     """
 
     def __init__(
@@ -180,6 +186,7 @@ class SchedulerArguments:
         frozen_bn_track_running_stats: bool = True,
         log_dir: str | os.PathLike[str] | None = None,
         accept_changed_schedule: bool = False,
+        allowed_class_prefixes: Sequence[str] | None = None,
     ) -> None:
         check_arguments("FinetuningScheduler", locals(), ACCEPTED)
         # A private deep copy: the caller's dict is never mutated (FTS rewrites it in place).
@@ -200,6 +207,7 @@ class SchedulerArguments:
         self.frozen_bn_track_running_stats = frozen_bn_track_running_stats
         self._log_dir = log_dir
         self.accept_changed_schedule = accept_changed_schedule
+        self.allowed_class_prefixes = None if allowed_class_prefixes is None else tuple(allowed_class_prefixes)
         log.setLevel(logging_level)
         self._fresh_state()
 

@@ -5,7 +5,7 @@ save it for reproducibility, extend ``max_epochs`` and check the adapter's name 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -58,7 +58,10 @@ class ScheduleSetup:
         """The resolved schedule; every problem at once as one :class:`ScheduleValidationError` (the classes of its
         reinitialisation blocks, and the implicit ones, imported and tried as well)."""
         self.fts.raw_schedule = self._raw_schedule()
-        resolved, found = checked_schedule(self.adapter, self.fts.raw_schedule, implicit, self.fts.allow_untested)
+        fts = self.fts
+        resolved, found = checked_schedule(
+            self.adapter, fts.raw_schedule, implicit, fts.allow_untested, fts.allowed_class_prefixes
+        )
         if resolved is None:  # every problem, the warnings found with the errors too
             raise ScheduleValidationError(found)
         if errors_only(found):
@@ -168,16 +171,24 @@ _BUILT_IN_GENERATORS = (StrategyAdapter.gen_ft_schedule, NameMapAdapterMixin.gen
 
 
 def checked_schedule(
-    adapter: StrategyAdapter, raw: RawSchedule | Mapping[Any, Any], implicit: ImplicitReinit, allow_untested: bool
+    adapter: StrategyAdapter,
+    raw: RawSchedule | Mapping[Any, Any],
+    implicit: ImplicitReinit,
+    allow_untested: bool,
+    allowed_prefixes: Sequence[str] | None = None,
 ) -> tuple[ResolvedSchedule | None, Diagnostics]:
     """Validate a schedule through the adapter (its ``fts_handle`` supplies the model and options), the classes of
     its reinitialisation blocks imported and tried too: the resolved schedule (``None`` when invalid) and every
-    diagnostic, errors and warnings, in the order found. Used by the callback's setup and by ``validate``."""
+    diagnostic, errors and warnings, in the order found. Used by the callback's setup and by ``validate``. A class
+    outside ``allowed_prefixes`` (when given) is an error and is never imported."""
     outcome = adapter.validate_ft_sched()
     if not is_successful(outcome):  # the reinitialisation classes are reported with the other errors
-        return None, outcome.failure() + errors_only(raw_reinit_problems(raw, implicit, allow_untested))
+        found = raw_reinit_problems(raw, implicit, allow_untested, allowed_prefixes=allowed_prefixes)
+        return None, outcome.failure() + errors_only(found)
     resolved = outcome.unwrap()
-    return resolved, reinit_problems(resolved, implicit, allow_untested) + resolved.warnings
+    return resolved, reinit_problems(resolved, implicit, allow_untested, allowed_prefixes=allowed_prefixes) + (
+        resolved.warnings
+    )
 
 
 __all__ = ["ScheduleSetup", "checked_schedule"]

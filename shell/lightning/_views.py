@@ -23,6 +23,7 @@ class SchedulerView(Protocol):
     epoch_transitions_only: bool
     gen_ft_sched_only: bool
     allow_untested: bool
+    allowed_class_prefixes: tuple[str, ...] | None
     raw_schedule: RawSchedule | Mapping[Any, Any]
 
     @property

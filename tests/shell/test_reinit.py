@@ -268,3 +268,61 @@ def test_per_group_scheduler_arguments_are_not_rejected_by_the_trial_build(tmp_p
     schedule = {**EXPLICIT, 2: {**EXPLICIT[2], "new_lr_scheduler": rlrop}}
     driver = ScheduleDriver(BoringFTSModel(), schedule)  # the driver steps schedulers itself: no monitor needed
     assert driver.resolved.phases[2].new_lr_scheduler is not None
+
+
+def _schedule_naming(tmp_path: Path, class_path: str) -> Path:
+    import yaml
+
+    phase1 = {**EXPLICIT[1], "new_optimizer": {"optimizer_init": {"class_path": class_path}}}
+    path = tmp_path / "untrusted.yaml"
+    path.write_text(yaml.safe_dump({**EXPLICIT, 1: phase1}), encoding="utf-8")
+    return path
+
+
+def _module_recording_its_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A module on sys.path (a fresh name: never in sys.modules yet) that leaves a file behind when imported."""
+    import uuid
+
+    name, marker = f"untrusted_optim_{uuid.uuid4().hex[:8]}", tmp_path / "imported"
+    (tmp_path / f"{name}.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\nfrom torch.optim import SGD as Optimizer\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name, marker
+
+
+def test_a_class_outside_the_allowed_modules_is_an_error_and_never_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from finetuning_scheduler import ScheduleDriver, ScheduleError
+
+    name, marker = _module_recording_its_import(tmp_path, monkeypatch)
+    path = _schedule_naming(tmp_path, f"{name}.Optimizer")
+    fts = FinetuningScheduler(ft_schedule=str(path), allowed_class_prefixes=["torch.optim"])
+    trainer = pl.Trainer(**fit_kwargs(tmp_path, max_epochs=2), callbacks=[fts])
+    with pytest.raises(ScheduleValidationError) as raised:
+        trainer.fit(BoringFTSModel())
+    message = str(raised.value)
+    assert "reinit-class-not-allowed" in message and f"{path}:" in message
+    assert "phase 1 › new_optimizer.optimizer_init.class_path" in message and "allowed_class_prefixes" in message
+    with pytest.raises(ScheduleError, match="reinit-class-not-allowed"):
+        ScheduleDriver(BoringFTSModel(), path, allowed_class_prefixes=("torch.optim",))
+    assert not marker.exists(), "the untrusted module was imported"
+
+
+def test_an_allowed_module_is_imported_and_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name, marker = _module_recording_its_import(tmp_path, monkeypatch)
+    path = _schedule_naming(tmp_path, f"{name}.Optimizer")
+    fts = FinetuningScheduler(ft_schedule=str(path), allowed_class_prefixes=["torch.", name])
+    trainer = pl.Trainer(**fit_kwargs(tmp_path, max_epochs=1), callbacks=[fts])
+    trainer.fit(BoringFTSModel())
+    assert marker.read_text() == "ran"
+
+
+@pytest.mark.parametrize("bad", ["torch.optim", [""], [3], {"torch": 1}])
+def test_allowed_class_prefixes_must_be_a_list_of_module_prefixes(bad: Any) -> None:
+    from finetuning_scheduler import ArgumentError
+
+    with pytest.raises(ArgumentError, match="allowed_class_prefixes must be None or a list of module prefixes"):
+        FinetuningScheduler(allowed_class_prefixes=bad)
