@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "ArgumentError": "finetuning_scheduler.shell.engine._arguments",
     "CheckpointMismatchError": "finetuning_scheduler.shell.engine._errors",
+    "CheckpointReadError": "finetuning_scheduler.shell.engine._errors",
     "EpochTrace": "finetuning_scheduler.shell.engine._records",
     "FTSCheckpoint": "finetuning_scheduler.shell.lightning._callbacks",
     "FTSEarlyStopping": "finetuning_scheduler.shell.lightning._callbacks",
@@ -32,6 +33,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "ArgumentError",
     "CheckpointMismatchError",
+    "CheckpointReadError",
     "EpochTrace",
     "FTSCheckpoint",
     "FTSEarlyStopping",
@@ -51,7 +53,7 @@ __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 if TYPE_CHECKING:
     from finetuning_scheduler.shell.engine._arguments import ArgumentError
-    from finetuning_scheduler.shell.engine._errors import CheckpointMismatchError, ScheduleError
+    from finetuning_scheduler.shell.engine._errors import CheckpointMismatchError, CheckpointReadError, ScheduleError
     from finetuning_scheduler.shell.engine._records import EpochTrace, PhaseChange
     from finetuning_scheduler.shell.integrations.driver import PhasePlateau, ScheduleDriver
     from finetuning_scheduler.shell.lightning._callbacks import FTSCheckpoint, FTSEarlyStopping

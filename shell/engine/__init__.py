@@ -23,7 +23,7 @@ from ._arguments import (
     positive_number,
 )
 from ._engine import STATE_FORMAT, GroupPolicy, NoDecay, PhaseEngine, Replaced, RestoreBest
-from ._errors import CheckpointMismatchError, ScheduleError, ScheduleWarning, value_or_raise
+from ._errors import CheckpointMismatchError, CheckpointReadError, ScheduleError, ScheduleWarning, value_or_raise
 from ._gc import collector_paused
 from ._lr_schedulers import SUPPORTED_LR_SCHEDULERS, extend_scheduler_state, unsupported_scheduler
 from ._param_index import ParamIndex, forget, one_walk, param_index
@@ -63,6 +63,7 @@ __all__ = [
     "Accepts",
     "ArgumentError",
     "CheckpointMismatchError",
+    "CheckpointReadError",
     "EpochTrace",
     "GroupPolicy",
     "NoDecay",

@@ -34,6 +34,11 @@ class CheckpointMismatchError(ValueError):
     """A saved fit state cannot be matched to the schedule, the model or the rebuilt optimizer."""
 
 
+class CheckpointReadError(ValueError):
+    """A checkpoint file cannot be read: cut off mid-write (a crash, a full disk, an interrupted copy) or not a
+    checkpoint at all. The message names the file, says what is wrong with it and lists the other checkpoints."""
+
+
 class RebuiltGroupsMismatchError(CheckpointMismatchError, RuntimeError):
     """The optimizer rebuilt for a resumed fit does not match the model or the saved optimizer (a ``RuntimeError``
     too, as the driver raised before)."""
@@ -59,6 +64,7 @@ def value_or_raise(result: Result[_Value, _Failure], to_error: Callable[[_Failur
 
 __all__ = [
     "CheckpointMismatchError",
+    "CheckpointReadError",
     "RebuiltGroupsMismatchError",
     "ScheduleError",
     "ScheduleWarning",

@@ -36,6 +36,7 @@ from ..engine import (
     unsupported_scheduler,
     value_or_raise,
 )
+from ._checkpoint_files import route_checkpoint_reading
 from ._errors import ScheduleValidationError
 from ._strategy_adapter import StrategyAdapter
 
@@ -54,6 +55,7 @@ def route_model_loading(strategy: Strategy, adapter: StrategyAdapter) -> None:
 
     setattr(load_through_adapter, PATCHED_BY_SCHEDULER, True)
     strategy.load_model_state_dict = load_through_adapter  # type: ignore[method-assign]
+    route_checkpoint_reading(strategy, PATCHED_BY_SCHEDULER)  # an unreadable file is one clear error
 
 
 def release_fit(trainer: Trainer, adapter: StrategyAdapter | None) -> None:
@@ -76,8 +78,9 @@ def last_phase_message(depth: int, max_depth: int, early_stopping: bool, max_epo
 
 
 def unroute_model_loading(strategy: Strategy) -> None:
-    """Give the strategy its own model loading back (only a method this package patched is removed)."""
+    """Give the strategy its own model and checkpoint loading back (only methods this package patched are removed)."""
     unpatch(strategy, "load_model_state_dict")
+    unpatch(strategy, "load_checkpoint")
 
 
 PATCHED_BY_SCHEDULER = "__patched_by_finetuning_scheduler__"

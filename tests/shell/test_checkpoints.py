@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import pytest
 import torch
 from fts_support import BoringFTSModel, fit_kwargs
 
-from finetuning_scheduler import FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping
+from finetuning_scheduler import CheckpointReadError, FinetuningScheduler, FTSCheckpoint, FTSEarlyStopping
 
 SCHEDULE = {
     0: {"params": ["model.3.*"], "max_transition_epoch": 1},
@@ -69,3 +70,27 @@ def test_epoch_only_checkpoints_resume_without_early_stopping(tmp_path: Path) ->
     )
     trainer.fit(ImprovingLoss(), ckpt_path=str(tmp_path / "ck" / "last.ckpt"))
     assert scheduler.curr_depth == 2 and trainer.current_epoch == 6
+
+
+@pytest.mark.parametrize("cut", ["half", "empty", "text"])
+def test_resuming_from_a_cut_off_checkpoint_is_one_clear_error_before_any_step(tmp_path: Path, cut: str) -> None:
+    _fit(tmp_path, ImprovingLoss(), epoch_transitions_only=True)
+    last = tmp_path / "ck" / "last.ckpt"
+    whole = last.read_bytes()
+    last.write_bytes({"half": whole[: len(whole) // 2], "empty": b"", "text": b"not a checkpoint\n"}[cut])
+    steps: list[int] = []
+
+    class CountSteps(pl.Callback):
+        def on_train_batch_start(self, *args: Any) -> None:
+            steps.append(1)
+
+    fts = FinetuningScheduler(ft_schedule=SCHEDULE, epoch_transitions_only=True)
+    callbacks = [fts, FTSCheckpoint(monitor="val_loss", dirpath=tmp_path / "ck"), CountSteps()]
+    trainer = pl.Trainer(**fit_kwargs(tmp_path, max_epochs=5, enable_checkpointing=True), callbacks=callbacks)
+    with pytest.raises(CheckpointReadError) as raised:
+        trainer.fit(ImprovingLoss(), ckpt_path=str(last))
+    message = str(raised.value)
+    assert f"Cannot read the checkpoint {last}" in message and "Resume from another checkpoint" in message
+    assert ("it is empty" if cut == "empty" else "cut off mid-write") in message
+    assert "newest first: epoch=4" in message  # the readable ones, to resume from instead
+    assert not steps and "load_checkpoint" not in vars(trainer.strategy)  # the strategy's own loading is back
