@@ -104,9 +104,11 @@ def describe(exc: BaseException, type_: Any) -> str:
 
     >>> describe(TypeError("expected a string, got int 3"), str)
     'expected a string, got int 3'
+    >>> describe(cattrs.ForbiddenExtraKeysError("", dict, {None, "x"}), dict)  # YAML keys need not be strings
+    'unknown key(s): None, x'
     """
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        return f"unknown key(s): {', '.join(sorted(exc.extra_fields))}"
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):  # YAML keys may be None, numbers, booleans...
+        return f"unknown key(s): {', '.join(sorted(map(str, exc.extra_fields)))}"
     if isinstance(exc, KeyError):
         return "required key missing"
     if isinstance(exc, AttributeError) and "keys" in str(exc):
