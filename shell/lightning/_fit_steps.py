@@ -144,17 +144,18 @@ def enforce_phase0(engine: PhaseEngine, enforce: bool, info: Callable[[str], Non
 
 
 def restore_best_checkpoint(trainer: Trainer, adapter: StrategyAdapter, path: str, keep_groups: int | None) -> None:
-    """Reload the best checkpoint's weights (through the adapter) and its optimizer state onto the first
+    """Every load here is ``weights_only=True``, also where Lightning would default to ``False`` (remote paths): a
+    checkpoint never runs code. Reload the best checkpoint's weights (through the adapter) and its optimizer state onto the first
     ``keep_groups`` param groups (the engine adds the later phases' groups again afterwards); ``None``: the weights
     only (the phase replaces the optimizer, whose saved state may be another class's)."""
     if adapter.restores_optimizer_in_place and keep_groups is None:
         with optimizer_state_left_out(trainer):  # the optimizer about to be replaced keeps out of it
-            trainer.strategy.load_checkpoint(path)
+            trainer.strategy.load_checkpoint(path, weights_only=True)
         return
     if Path(path).is_dir() or adapter.restores_optimizer_in_place:
         _restore_distributed_checkpoint(trainer, adapter, Path(path), keep_groups)
         return
-    checkpoint = trainer.strategy.load_checkpoint(path)
+    checkpoint = trainer.strategy.load_checkpoint(path, weights_only=True)
     try:
         checkpoint = adapter.before_restore_model(checkpoint)
     except Exception as exc:  # an adapter's hook must not lose the fit; FTS warns and goes on too
@@ -185,7 +186,7 @@ def _restore_distributed_checkpoint(
     truncate_param_groups(trainer.optimizers[0], keep_groups)
     materialize_optimizer_state(trainer.optimizers[0])
     adapter.on_before_restore_optimizers_and_lrs()
-    strategy.load_checkpoint(path)
+    strategy.load_checkpoint(path, weights_only=True)
 
 
 def reload_distributed_optimizer_state(trainer: Trainer, in_place: bool = False) -> None:
@@ -195,7 +196,7 @@ def reload_distributed_optimizer_state(trainer: Trainer, in_place: bool = False)
     path = trainer.ckpt_path
     if path is not None and (Path(path).is_dir() or in_place):
         materialize_optimizer_state(trainer.optimizers[0])
-        trainer.strategy.load_checkpoint(path)
+        trainer.strategy.load_checkpoint(path, weights_only=True)
 
 
 def saved_group_sizes(optimizer_state: Mapping[str, Any], adapter: StrategyAdapter) -> list[int]:

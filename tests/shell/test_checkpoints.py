@@ -94,3 +94,22 @@ def test_resuming_from_a_cut_off_checkpoint_is_one_clear_error_before_any_step(t
     assert ("it is empty" if cut == "empty" else "cut off mid-write") in message
     assert "newest first: epoch=4" in message  # the readable ones, to resume from instead
     assert not steps and "load_checkpoint" not in vars(trainer.strategy)  # the strategy's own loading is back
+
+
+class Gadget:
+    """An object a checkpoint should never bring back to life: loading it would run its class's code."""
+
+
+def test_restore_best_loads_checkpoints_weights_only(tmp_path: Path) -> None:
+    class SmuggleAnObject(pl.Callback):
+        def on_save_checkpoint(
+            self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]
+        ) -> None:
+            checkpoint["gadget"] = Gadget()
+
+    scheduler = FinetuningScheduler(ft_schedule=SCHEDULE, epoch_transitions_only=True)
+    checkpoint = FTSCheckpoint(monitor="val_loss", dirpath=tmp_path / "ck")
+    trainer = pl.Trainer(**fit_kwargs(tmp_path, max_epochs=3), callbacks=[scheduler, checkpoint, SmuggleAnObject()])
+    with pytest.raises(Exception, match="Weights only load failed") as raised:
+        trainer.fit(ImprovingLoss())  # phase 1 begins at epoch 1 by restoring epoch 0's checkpoint
+    assert "Gadget" in str(raised.value) and scheduler.curr_depth == 0
