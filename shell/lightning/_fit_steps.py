@@ -144,10 +144,11 @@ def enforce_phase0(engine: PhaseEngine, enforce: bool, info: Callable[[str], Non
 
 
 def restore_best_checkpoint(trainer: Trainer, adapter: StrategyAdapter, path: str, keep_groups: int | None) -> None:
-    """Every load here is ``weights_only=True``, also where Lightning would default to ``False`` (remote paths): a
-    checkpoint never runs code. Reload the best checkpoint's weights (through the adapter) and its optimizer state onto the first
+    """Reload the best checkpoint's weights (through the adapter) and its optimizer state onto the first
     ``keep_groups`` param groups (the engine adds the later phases' groups again afterwards); ``None``: the weights
-    only (the phase replaces the optimizer, whose saved state may be another class's)."""
+    only (the phase replaces the optimizer, whose saved state may be another class's). Every load here is
+    ``weights_only=True``, also where Lightning would default to ``False`` (remote paths): a checkpoint never runs
+    code."""
     if adapter.restores_optimizer_in_place and keep_groups is None:
         with optimizer_state_left_out(trainer):  # the optimizer about to be replaced keeps out of it
             trainer.strategy.load_checkpoint(path, weights_only=True)
