@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
@@ -59,11 +59,11 @@ def offline_adapter(
 
 
 def check_offline(
-    adapter: StrategyAdapter, implicit: ImplicitReinit | None = None
+    adapter: StrategyAdapter, implicit: ImplicitReinit | None = None, allowed_prefixes: Sequence[str] | None = None
 ) -> tuple[ResolvedSchedule | None, Diagnostics]:
     """The resolved schedule (``None`` when invalid) and every diagnostic, as the callback's setup finds them."""
     raw = adapter.fts_handle.raw_schedule
-    return checked_schedule(adapter, raw, implicit or ImplicitReinit(), allow_untested=False)
+    return checked_schedule(adapter, raw, implicit or ImplicitReinit(), False, allowed_prefixes)
 
 
 __all__ = ["OfflineView", "check_offline", "offline_adapter"]

@@ -33,6 +33,13 @@ def add_schedule_arguments(parser: argparse.ArgumentParser, many: bool = False) 
     parser.add_argument("--strategy", metavar="FLAG", help="the strategy flag whose adapter to use (e.g. fsdp)")
     parser.add_argument("--adapter-cfg", metavar="JSON", help="the adapter's options (strategy_adapter_cfg)")
     parser.add_argument("--max-depth", type=int, default=-1, help="as FinetuningScheduler(max_depth=...)")
+    parser.add_argument(
+        "--allowed-class-prefix",
+        action="append",
+        metavar="MODULE",
+        help="import reinitialisation classes only from this module (repeatable; as allowed_class_prefixes): "
+        "checking a class_path imports it, which runs its module's code",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -57,7 +64,7 @@ def resolve_for(
     adapter = offline_adapter(
         model, raw.unwrap(), args.adapter, args.strategy, parse_init_args(args.adapter_cfg), args.max_depth
     )
-    resolved, found = check_offline(adapter)
+    resolved, found = check_offline(adapter, allowed_prefixes=args.allowed_class_prefix)
     return resolved, found, model
 
 

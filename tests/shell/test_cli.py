@@ -204,3 +204,25 @@ def test_the_cli_pages_example_prints_what_the_page_shows(tmp_path: Path) -> Non
     done = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 1
     assert done.stdout == shown.group(2)
+
+
+def test_validate_imports_no_class_outside_the_allowed_modules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uuid
+
+    module, marker = f"untrusted_cli_{uuid.uuid4().hex[:8]}", tmp_path / "imported"
+    (tmp_path / f"{module}.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n")
+    reinit = {"optimizer_init": {"class_path": f"{module}.Optimizer"}}
+    schedule = yaml.safe_load(GOOD)
+    schedule[1]["new_optimizer"] = reinit
+    path = _write(tmp_path, "untrusted.yaml", yaml.safe_dump(schedule))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        args = ["validate", str(path), "--model", "cli_models:Net", "--allowed-class-prefix", "torch.optim"]
+        assert main(args) == 1
+    finally:
+        sys.path.remove(str(tmp_path))
+    out = capsys.readouterr().out
+    assert f"error[reinit-class-not-allowed] phase 1 › new_optimizer.optimizer_init.class_path: '{module}." in out
+    assert not marker.exists(), "validate imported the untrusted module"
