@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +52,41 @@ def _others(path: Path) -> str:
     return f"readable checkpoints in the same folder, newest first: {shown}"
 
 
+def _held(checkpoint: object) -> str:
+    if isinstance(checkpoint, Mapping):
+        keys = ", ".join(repr(key) for key in list(checkpoint)[:5])
+        return f"a dict with keys {keys}" + (" ..." if len(checkpoint) > 5 else "") if checkpoint else "an empty dict"
+    return f"a {type(checkpoint).__name__}"
+
+
 def read_or_explain(load: Callable[..., Any], checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
-    """``load(checkpoint_path, ...)``; when it fails on a local file that is not a whole checkpoint, one
+    """``load(checkpoint_path, ...)``; when it fails on a local file that is not a whole checkpoint, or the file
+    holds something other than a Lightning checkpoint (what ``torch.save`` wrote, not a Trainer), one
     :class:`CheckpointReadError` naming the file, what is wrong and what to resume from instead. Any other failure
     (a whole archive torch refuses, a remote path) is raised as it was."""
+    path = Path(os.fspath(checkpoint_path)) if isinstance(checkpoint_path, str | os.PathLike) else None
+    local_file = path is not None and path.is_file()
     try:
-        return load(checkpoint_path, *args, **kwargs)
+        checkpoint = load(checkpoint_path, *args, **kwargs)
     except Exception as exc:
-        path = Path(os.fspath(checkpoint_path)) if isinstance(checkpoint_path, str | os.PathLike) else None
-        reason = unreadable_reason(path) if path is not None and path.is_file() else None
+        reason = unreadable_reason(path) if path is not None and local_file else None
         if path is None or reason is None:
             raise
         raise CheckpointReadError(
             f"Cannot read the checkpoint {path} ({path.stat().st_size:,} bytes): {reason}. Resume from another "
             f"checkpoint ({_others(path)}). torch said: {type(exc).__name__}: {exc}"
         ) from None
+    if path is not None and local_file and not (isinstance(checkpoint, Mapping) and LIGHTNING_KEY in checkpoint):
+        raise CheckpointReadError(
+            f"The file {path} is not a Lightning checkpoint: it holds {_held(checkpoint)}, without "
+            f"{LIGHTNING_KEY!r} (torch.save wrote it, not a Trainer). Resume from a checkpoint a Trainer saved "
+            f"({_others(path)})."
+        )
+    return checkpoint
+
+
+LIGHTNING_KEY = "pytorch-lightning_version"
+"""Every checkpoint a Trainer writes has it, and Lightning's resume reads it first."""
 
 
 def route_checkpoint_reading(strategy: Strategy, patched_marker: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +73,25 @@ def test_epoch_only_checkpoints_resume_without_early_stopping(tmp_path: Path) ->
     assert scheduler.curr_depth == 2 and trainer.current_epoch == 6
 
 
-@pytest.mark.parametrize("cut", ["half", "empty", "text"])
+def _saved(value: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("cut", ["half", "empty", "text", "a torch.save dict", "a tensor"])
 def test_resuming_from_a_cut_off_checkpoint_is_one_clear_error_before_any_step(tmp_path: Path, cut: str) -> None:
     _fit(tmp_path, ImprovingLoss(), epoch_transitions_only=True)
     last = tmp_path / "ck" / "last.ckpt"
     whole = last.read_bytes()
-    last.write_bytes({"half": whole[: len(whole) // 2], "empty": b"", "text": b"not a checkpoint\n"}[cut])
+    bad = {
+        "half": whole[: len(whole) // 2],
+        "empty": b"",
+        "text": b"not a checkpoint\n",
+        "a torch.save dict": _saved({"weights": torch.ones(2)}),
+        "a tensor": _saved(torch.ones(2)),
+    }
+    last.write_bytes(bad[cut])
     steps: list[int] = []
 
     class CountSteps(pl.Callback):
@@ -90,8 +104,12 @@ def test_resuming_from_a_cut_off_checkpoint_is_one_clear_error_before_any_step(t
     with pytest.raises(CheckpointReadError) as raised:
         trainer.fit(ImprovingLoss(), ckpt_path=str(last))
     message = str(raised.value)
-    assert f"Cannot read the checkpoint {last}" in message and "Resume from another checkpoint" in message
-    assert ("it is empty" if cut == "empty" else "cut off mid-write") in message
+    if cut.startswith("a "):  # a whole torch file, but not what a Trainer writes
+        assert f"The file {last} is not a Lightning checkpoint: it holds a" in message
+        assert "'pytorch-lightning_version'" in message and "Resume from a checkpoint a Trainer saved" in message
+    else:
+        assert f"Cannot read the checkpoint {last}" in message and "Resume from another checkpoint" in message
+        assert ("it is empty" if cut == "empty" else "cut off mid-write") in message
     assert "newest first: epoch=4" in message  # the readable ones, to resume from instead
     assert not steps and "load_checkpoint" not in vars(trainer.strategy)  # the strategy's own loading is back
 
