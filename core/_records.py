@@ -128,7 +128,7 @@ class PlainPhases(Sequence[Phase]):
 def params_of(phases: Sequence[Phase]) -> Sequence[tuple[str, ...]]:
     """Each phase's entries, read from the column when the phases are :class:`PlainPhases`.
 
-    >>> params_of((Phase(("a",)),)) == params_of(PlainPhases((("a",),)))
+    >>> list(params_of((Phase(("a",)),))) == list(params_of(PlainPhases((("a",),)))) == [("a",)]
     True
     """
     return phases.params if isinstance(phases, PlainPhases) else [phase.params for phase in phases]
