@@ -23,6 +23,7 @@ from ._adapters import (
     resolve_adapter,
 )
 from ._checkpoint_keys import rename_keys
+from ._class_paths import class_path_allowed, disallowed_class_paths, phase_reinit_blocks
 from ._convert import make_converter
 from ._diagnostics import (
     Diagnostic,
@@ -173,9 +174,11 @@ __all__ = [
     "builtin_specs",
     "check_adapter_cfg",
     "check_strategy_flag",
+    "class_path_allowed",
     "decided",
     "depth_remaining",
     "depths_with_lr_scheduler",
+    "disallowed_class_paths",
     "dump_data",
     "dump_schedule",
     "effective_max_epochs",
@@ -192,6 +195,7 @@ __all__ = [
     "next_transition",
     "parse_adapter_ref",
     "parse_yaml",
+    "phase_reinit_blocks",
     "pl_lrs_cfg_problems",
     "plan_sharding",
     "registry",

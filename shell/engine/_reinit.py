@@ -31,8 +31,10 @@ from finetuning_scheduler.core import (
     SourceMap,
     as_raw,
     depths_with_lr_scheduler,
+    disallowed_class_paths,
     error,
     locate,
+    phase_reinit_blocks,
     pl_lrs_cfg_problems,
     reinit_at,
     structure_leniently,
@@ -69,49 +71,6 @@ def import_class(class_path: str) -> type:
     if not isinstance(found, type):
         raise ReinitError(f"module {module_name!r} has no class {name!r}")
     return found
-
-
-def class_path_allowed(class_path: str, allowed_prefixes: Sequence[str] | None) -> bool:
-    """Whether ``class_path`` lies in one of the allowed modules (``None`` allows every module, as FTS does).
-
-    >>> class_path_allowed("torch.optim.AdamW", ["torch.optim"]), class_path_allowed("torch.optimx.A", ["torch.optim"])
-    (True, False)
-    """
-    if allowed_prefixes is None:
-        return True
-    return any(class_path.startswith(prefix.rstrip(".") + ".") for prefix in allowed_prefixes)
-
-
-def _blocks(phases: Sequence[Phase], implicit: ImplicitReinit) -> Iterator[tuple[Location, str, ClassInit]]:
-    """Every class a schedule's reinitialisation blocks (or the implicit ones) name, with where it is written."""
-    if implicit.optimizer is not None:
-        yield Location(None, "reinit_optim_cfg"), "optimizer_init", implicit.optimizer.optimizer_init
-    if implicit.lr_scheduler is not None:
-        yield Location(None, "reinit_lr_cfg"), "lr_scheduler_init", implicit.lr_scheduler.lr_scheduler_init
-    for depth in range(1, len(phases)):
-        phase = phases[depth]
-        if phase.new_optimizer is not None and implicit.optimizer is None:
-            yield Location(depth, "new_optimizer"), "optimizer_init", phase.new_optimizer.optimizer_init
-        if phase.new_lr_scheduler is not None and implicit.lr_scheduler is None:
-            yield Location(depth, "new_lr_scheduler"), "lr_scheduler_init", phase.new_lr_scheduler.lr_scheduler_init
-
-
-def _disallowed(
-    phases: Sequence[Phase], source: SourceMap, implicit: ImplicitReinit, allowed_prefixes: Sequence[str] | None
-) -> Diagnostics:
-    if allowed_prefixes is None:
-        return ()
-    found = [
-        error(
-            "reinit-class-not-allowed",
-            f"{init.class_path!r} is outside the allowed modules ({', '.join(allowed_prefixes)}); it was not imported",
-            Location(where.phase, where.key, subpath=(block, "class_path")),
-            "use a class from an allowed module, or add its module to allowed_class_prefixes if you trust it",
-        )
-        for where, block, init in _blocks(phases, implicit)
-        if not class_path_allowed(init.class_path, allowed_prefixes)
-    ]
-    return locate(tuple(found), source)
 
 
 def _init_args(init: ClassInit) -> dict[str, Any]:
@@ -287,17 +246,15 @@ def _problems_of(
     uses_pl_lrs_cfg: bool,
     allowed_prefixes: Sequence[str] | None,
 ) -> Diagnostics:
-    disallowed = _disallowed(phases, source, implicit, allowed_prefixes)
+    disallowed = disallowed_class_paths(phases, source, implicit, allowed_prefixes)
     if disallowed:
         return disallowed  # checking the others would import classes from modules nobody trusted
     found: list[Diagnostic] = []
-    for depth in range(1, len(phases)):
-        phase = phases[depth]
-        if phase.new_optimizer is not None and implicit.optimizer is None:
-            found += _optimizer_problems(phase.new_optimizer, Location(depth, "new_optimizer"))
-        if phase.new_lr_scheduler is not None and implicit.lr_scheduler is None:
-            where = Location(depth, "new_lr_scheduler")
-            found += _scheduler_problems(phase.new_lr_scheduler, where, allow_untested, uses_pl_lrs_cfg)
+    for where, spec in phase_reinit_blocks(phases, implicit):
+        if isinstance(spec, OptimizerInit):
+            found += _optimizer_problems(spec, where)
+        else:
+            found += _scheduler_problems(spec, where, allow_untested, uses_pl_lrs_cfg)
     # The implicit configurations are constructor arguments: they have no position in the schedule file.
     return _implicit_problems(implicit, allow_untested, uses_pl_lrs_cfg) + locate(tuple(found), source)
 
@@ -327,7 +284,6 @@ __all__ = [
     "ReinitError",
     "build_lr_scheduler",
     "build_optimizer",
-    "class_path_allowed",
     "import_class",
     "init_pg_lrs_problems",
     "raw_reinit_problems",

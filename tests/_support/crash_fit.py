@@ -43,8 +43,10 @@ class KillInBatch(pl.Callback):
     def __init__(self, epoch: int, batch: int) -> None:
         self.epoch, self.batch = epoch, batch
 
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        if trainer.current_epoch == self.epoch and args[-1] == self.batch:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
             _die()
 
 
